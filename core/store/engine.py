@@ -1,0 +1,72 @@
+"""Engine and sessions, built from settings in functions (never at import time)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine
+
+from core.settings import Settings, load_settings
+
+
+def _json_dumps(value: Any) -> str:
+    # ensure_ascii=False keeps non-ASCII text searchable with LIKE in SQLite.
+    return json.dumps(value, ensure_ascii=False)
+
+
+@lru_cache(maxsize=8)
+def make_engine(database_url: str) -> Engine:
+    """Create (once per URL and process) an engine with the tables in place."""
+    kwargs: dict[str, Any] = {"json_serializer": _json_dumps}
+    if database_url.startswith("sqlite"):
+        # Streamlit serves each session from its own thread.
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        path = database_url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    _register_tables()
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the app read while an import or a label write is in progress.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _register_tables() -> None:
+    """Import every module that defines tables so ``create_all`` sees them."""
+    from core.store import models  # noqa: F401
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The engine for the configured ``DATABASE_URL`` (SQLite under ``LOUPE_HOME`` by default)."""
+    settings = settings or load_settings()
+    return make_engine(settings.database_url)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,1 @@
+"""App-side helpers: cached resources and shared widgets. Only the app imports this."""
