@@ -50,8 +50,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _register_tables() -> None:
-    """Import every module that defines tables so ``create_all`` sees them."""
-    from core.store import models  # noqa: F401
+    """Import every module of ``core.store`` so ``create_all`` sees all tables.
+
+    Areas that add tables (heuristics, slices, embeddings, ...) put them in their
+    own module under ``core/store/``; nothing needs registering by hand.
+    """
+    import importlib
+    import pkgutil
+
+    import core.store
+
+    for module in pkgutil.iter_modules(core.store.__path__):
+        importlib.import_module(f"core.store.{module.name}")
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
