@@ -20,6 +20,10 @@ DATA = TESTS / "data"
 ARTIFACTS = TESTS / "artifacts"
 REPO = TESTS.parent
 
+# Browser-test fixtures (a server per test, Chromium) are shared by every test_e2e_* module.
+pytest.register_assert_rewrite("tests.e2e_helpers")
+pytest_plugins = ["tests.e2e_helpers"]
+
 
 @pytest.fixture()
 def loupe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -28,3 +28,8 @@ def current_project() -> str | None:
 
 def set_current_project(name: str | None) -> None:
     st.session_state[PROJECT_KEY] = name
+
+
+def database_url() -> str:
+    """The configured database URL: part of every cache key, so two stores never share entries."""
+    return load_settings().database_url
