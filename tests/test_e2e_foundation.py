@@ -70,12 +70,6 @@ def test_tour_of_the_demo_project(page, demo_server: LoupeServer, artifacts: Pat
     screenshot(page, artifacts, "demo-3-data")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Streamlit runs a fresh server's first script in its pages/-directory (MPA v1) mode until "
-    "st.navigation has been called once, so a bookmarked /data opens outside the app shell; "
-    "fixed by renaming pages/ (see the foundation notes).",
-)
 def test_a_bookmarked_page_opens_inside_the_app_shell(page, loupe_server: LoupeServer, artifacts: Path) -> None:
     page.goto(f"{loupe_server.url}/data")
     page.get_by_role("heading", name="Data", exact=True).wait_for()
