@@ -136,8 +136,12 @@ class LabelAssociation(SQLModel, table=True):
     task_id: int = Field(foreign_key="labelingtask.id")
     label_id: int = Field(foreign_key="label.id", index=True)
     source_type: str = SourceType.MANUAL.value
-    # Id of the heuristic (HEURISTIC) or weak-supervision run that produced it, where there is one.
+    # Polymorphic provenance by source_type: the heuristic's id (HEURISTIC, equal to heuristic_id) or the
+    # weak-supervision run's id (WEAK_SUPERVISION, a weaksupervisionrun row); None for MANUAL and imports.
+    # Snapshots remap it by source_type (core.snapshot.POLYMORPHIC_REFERENCES).
     source_id: int | None = None
+    # The heuristic that produced a HEURISTIC label, as a declared foreign key (integrity, joins, remapping).
+    heuristic_id: int | None = Field(default=None, foreign_key="heuristic.id", index=True)
     # Free-text provenance for imported machine labels: a Label Studio model_version, a refinery heuristic name.
     source_name: str | None = None
     annotator_id: int | None = Field(default=None, foreign_key="annotator.id", index=True)
