@@ -39,3 +39,11 @@ class DataImportError(LoupeError):
         elif file:
             where = f"{file}: "
         super().__init__(f"{where}{message}")
+
+
+class ArchiveError(LoupeError):
+    """A zip archive (a protected export, an upload, a snapshot) cannot be used safely.
+
+    Wrong or missing password, a damaged file, member paths that escape the
+    archive, more inflated data than allowed, or parts missing or altered.
+    """

@@ -16,7 +16,7 @@ from ui.resources import database_url, engine, set_current_project
 
 PICKER_KEY = "projects.picker"
 UPLOAD_ROUND_KEY = "projects.upload_round"  # a new key empties the uploader after an import
-UPLOAD_TYPES = ["csv", "tsv", "json", "jsonl", "xlsx", "txt"]
+UPLOAD_TYPES = ["csv", "tsv", "json", "jsonl", "xlsx", "txt", "zip"]
 
 
 def _pick() -> None:
@@ -50,7 +50,9 @@ with upload_col:
     st.subheader("Import a file")
     round_no = st.session_state.setdefault(UPLOAD_ROUND_KEY, 0)
     upload = st.file_uploader(
-        "CSV, TSV, JSON, JSONL, XLSX or TXT (one record per line)", type=UPLOAD_TYPES, key=f"projects.upload.{round_no}"
+        "CSV, TSV, JSON, JSONL, XLSX, TXT (one record per line), or one of them in a ZIP (AES password zips too)",
+        type=UPLOAD_TYPES,
+        key=f"projects.upload.{round_no}",
     )
     targets = ["The current project", "A new project"] if current else ["A new project"]
     target = st.radio("Import into", targets, horizontal=True)
@@ -58,11 +60,13 @@ with upload_col:
     if target == "A new project":
         suggested = Path(upload.name).stem if upload else ""
         new_name = st.text_input("New project name", value=suggested, max_chars=100)
-    fmt_col, key_col = st.columns(2)
+    fmt_col, key_col, password_col = st.columns(3)
     fmt = fmt_col.selectbox("Format", ["auto", *FORMATS], help="auto: from the file's extension and content.")
     primary_key = key_col.text_input(
         "Primary key (optional)", help="A column whose values identify records: importing again updates them."
     )
+    password = password_col.text_input("Zip password (optional)", type="password",
+                                       help="For a password-protected ZIP, e.g. a Loupe or refinery export.")
     if st.button("Import", type="primary", disabled=upload is None, icon=":material/upload:"):
         bar = st.progress(0.0, text="Starting the import…")
 
@@ -84,6 +88,7 @@ with upload_col:
                 fmt=fmt,
                 primary_key=primary_key.strip() or None,
                 progress=report,
+                password=password or None,
             )
         except LoupeError as e:
             bar.empty()

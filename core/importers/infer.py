@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.errors import DataImportError
@@ -19,6 +19,7 @@ from core.store.models import AttributeType
 SAMPLE_SIZE = 100
 TEXT_MIN_WORDS = 4
 _INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _BOOLS = {"true": True, "false": False}
 
 
@@ -29,11 +30,11 @@ def _is_int_string(value: str) -> bool:
 
 
 def _is_float_string(value: str) -> bool:
-    try:
-        number = float(value)
-    except ValueError:
+    # A decimal literal only: Python's float() also takes "1_000", "nan" and "inf", and "007" would lose
+    # the leading zeros that make it an identifier.
+    if not _FLOAT.fullmatch(value) or (_INT.fullmatch(value) and not _is_int_string(value)):
         return False
-    return math.isfinite(number)
+    return math.isfinite(float(value))
 
 
 def infer_type(values: Sequence[Any]) -> AttributeType:
@@ -61,28 +62,8 @@ def infer_type(values: Sequence[Any]) -> AttributeType:
 
 def convert(value: Any, data_type: str, *, column: str, file: str, line: int) -> Any:
     """Convert one value to the attribute's type; raise naming the line if it does not fit."""
-    if value is None or value == "":
-        return None
     try:
-        if data_type == AttributeType.INTEGER:
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, int):
-                return value
-            return int(str(value).strip())
-        if data_type == AttributeType.FLOAT:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError
-            return number
-        if data_type == AttributeType.BOOLEAN:
-            if isinstance(value, bool):
-                return value
-            return _BOOLS[str(value).strip().lower()]
+        return converter(data_type)(value)
     except (ValueError, KeyError, TypeError) as e:
         raise DataImportError(
             f"column {column!r} holds {data_type} values, but this row has {str(value)[:50]!r}; "
@@ -90,7 +71,67 @@ def convert(value: Any, data_type: str, *, column: str, file: str, line: int) ->
             file=file,
             line=line,
         ) from e
-    return value if isinstance(value, str) else _to_string(value)
+
+
+def converter(data_type: str) -> Callable[[Any], Any]:
+    """The function converting one value to ``data_type`` (None for empty values).
+
+    It raises ValueError, KeyError or TypeError for a value that does not fit;
+    :func:`convert` turns that into an error naming the line. Importers call the
+    converter directly in their row loop, which is the hot path of an import.
+    """
+    return _CONVERTERS.get(data_type, _to_text)
+
+
+def needs_conversion(data_type: str, *, typed: bool) -> bool:
+    """False when values read from a CSV-like file (strings, None for empty cells) are already of the type."""
+    return typed or data_type in _CONVERTERS
+
+
+def _to_text(value: Any) -> Any:
+    if value.__class__ is str:
+        return value or None
+    if value is None:
+        return None
+    return _to_string(value)
+
+
+def _to_integer(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    return int(str(value).strip())
+
+
+def _to_float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _to_boolean(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    return _BOOLS[str(value).strip().lower()]
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    AttributeType.INTEGER.value: _to_integer,
+    AttributeType.FLOAT.value: _to_float,
+    AttributeType.BOOLEAN.value: _to_boolean,
+}
 
 
 def _to_string(value: Any) -> str:
