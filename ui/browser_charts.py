@@ -1,0 +1,52 @@
+"""Plotly figures of the dashboard, built from core's DataFrames (no computing here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+MANUAL_COLOR, WEAK_COLOR = "#4E79A7", "#F28E2B"
+MARGIN = {"l": 0, "r": 0, "t": 10, "b": 0}
+
+
+def distribution_chart(distribution: pd.DataFrame) -> go.Figure:
+    """Grouped bars: valid manual labels next to weak-supervision labels, per label."""
+    frame = distribution.reset_index().melt(id_vars="label", var_name="source", value_name="count")
+    frame["source"] = frame["source"].map({"manual": "manual (valid)", "weak_supervision": "weak supervision"})
+    figure = px.bar(frame, x="label", y="count", color="source", barmode="group", text="count", height=320,
+                    color_discrete_sequence=[MANUAL_COLOR, WEAK_COLOR])
+    figure.update_layout(margin=MARGIN, legend_title_text="")
+    return figure
+
+
+def confidence_chart(histogram: pd.DataFrame) -> go.Figure:
+    """Bars of the weak-supervision confidence histogram."""
+    frame = histogram.assign(bin=[f"{a:.1f}–{b:.1f}" for a, b in zip(histogram["bin_start"], histogram["bin_end"],
+                                                                       strict=True)])
+    figure = px.bar(frame, x="bin", y="count", text="count", height=300, color_discrete_sequence=[WEAK_COLOR])
+    figure.update_layout(margin=MARGIN, xaxis_title="confidence", yaxis_title="labels")
+    return figure
+
+
+def confusion_chart(counts: pd.DataFrame, rates: pd.DataFrame) -> go.Figure:
+    """Heatmap coloured by row rate, each cell showing its count and rate."""
+    z = rates.to_numpy(dtype=float)
+    text = [[f"{int(c)}<br>{'' if np.isnan(r) else f'{r:.0%}'}" for c, r in zip(crow, rrow, strict=True)]
+            for crow, rrow in zip(counts.to_numpy(), z, strict=True)]
+    figure = go.Figure(go.Heatmap(
+        z=np.nan_to_num(z), x=[str(c) for c in counts.columns], y=[str(i) for i in counts.index], text=text,
+        texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "row rate"},
+        hovertemplate="manual %{y}, weak supervision %{x}: %{text}<extra></extra>",
+    ))
+    figure.update_layout(margin=MARGIN, height=120 + 40 * len(counts), xaxis_title="weak supervision",
+                         yaxis_title="valid manual label", yaxis_autorange="reversed")
+    return figure
+
+
+def annotator_chart(by_annotator: pd.DataFrame) -> go.Figure:
+    figure = px.bar(by_annotator, x="annotator", y="records", text="records", height=260,
+                    color_discrete_sequence=[MANUAL_COLOR])
+    figure.update_layout(margin=MARGIN)
+    return figure
