@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, or_, select
@@ -18,12 +18,18 @@ MAX_PAGE_SIZE = 1000
 
 @dataclass(frozen=True)
 class RecordPage:
-    """One page of records: ``rows`` are dicts with ``id`` (the record key) and attribute values."""
+    """One page of records: ``rows`` are dicts with ``id`` (the record key) and attribute values.
+
+    A project may have an attribute named ``id`` that is not its key; its value then takes the
+    ``id`` place in ``rows``. ``keys`` always holds the record keys, in row order: address records
+    (``get_record``) with those.
+    """
 
     rows: list[dict[str, Any]]
     total: int
     offset: int
     limit: int
+    keys: list[str] = field(default_factory=list)
 
 
 def attribute_expr(attribute: Attribute) -> ColumnElement[Any]:
@@ -78,12 +84,15 @@ def page_records(
         if sort_by not in by_name:
             raise ValidationError(f"Cannot sort by {sort_by!r}: not an attribute.")
         expr = attribute_expr(by_name[sort_by])
-        order.append(expr.desc() if descending else expr.asc())
+        # Empty values last in both directions, and on both backends (PostgreSQL puts NULLs first when
+        # descending, SQLite when ascending).
+        order.append((expr.desc() if descending else expr.asc()).nulls_last())
     order.append(Record.running_id)
     stmt = select(Record.key, Record.data).where(where).order_by(*order).offset(offset).limit(limit)
     names = [a.name for a in attributes]
-    rows = [{"id": key, **{n: data.get(n) for n in names}} for key, data in session.execute(stmt).all()]
-    return RecordPage(rows=rows, total=total, offset=offset, limit=limit)
+    found = session.execute(stmt).all()
+    rows = [{"id": key, **{n: data.get(n) for n in names}} for key, data in found]
+    return RecordPage(rows=rows, total=total, offset=offset, limit=limit, keys=[key for key, _ in found])
 
 
 def count_records(session: Session, project_id: int) -> int:
