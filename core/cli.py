@@ -34,11 +34,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if result is not None:
             print(f"Loaded the demo project: {result.summary()}")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+        # ui.serve wraps `streamlit run` so bookmarked pages open inside the app shell (see its docstring).
+        sys.executable, "-m", "ui.serve", "run", str(APP_PATH),
         "--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
     ]
     print(f"Loupe is starting on http://{args.address}:{args.port}")
-    return subprocess.call(command, env=os.environ.copy())
+    return subprocess.call(command, env=os.environ.copy(), cwd=APP_PATH.parent)
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
@@ -53,7 +54,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
     if not projects:
         print("No projects yet. Import a file: loupe import PATH --project NAME")
         return 0
-    width = max(len(p.name) for p in projects)
+    width = max(len("project"), *(len(p.name) for p in projects))
     print(f"{'project':<{width}}  records  tasks  manual labels")
     for p in projects:
         print(f"{p.name:<{width}}  {p.records:>7}  {p.tasks:>5}  {p.manual_labels:>13}")
@@ -64,31 +65,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     from core.importers import import_file
 
     result = import_file(_engine(), project=args.project, path=args.path, fmt=args.format,
-                         primary_key=args.primary_key)
+                         primary_key=args.primary_key, password=args.password)
     print(result.summary())
     return 0
 
 
 def cmd_task_add(args: argparse.Namespace) -> int:
-    from core.store import session_scope
-    from core.store.projects import bump_revision, get_project
-    from core.store.tasks import create_task
-    from core.tokenize import ensure_tokens, get_nlp
+    from core.store.tasks_service import add_task, split_labels
 
-    labels = [label for label in (args.labels or "").split(",") if label.strip()]
-    with session_scope(_engine()) as session:
-        project = get_project(session, args.project)
-        task = create_task(session, project=project, name=args.name, kind=args.kind, attribute=args.attribute,
-                           labels=labels)
-        if task.kind == "extraction" and task.attribute_id is not None:
-            from core.store.models import Attribute
-
-            attribute = session.get(Attribute, task.attribute_id)
-            if attribute is not None:
-                ensure_tokens(session, attribute=attribute, nlp=get_nlp(project.tokenizer))
-        bump_revision(session, project.id or 0)
-    target = f"attribute {args.attribute!r}" if args.attribute else "the whole record"
-    print(f"Created {task.kind} task {task.name!r} on {target} with {len(labels)} label(s): {', '.join(labels)}")
+    created = add_task(_engine(), project=args.project, name=args.name, kind=args.kind, attribute=args.attribute,
+                       labels=split_labels(args.labels))
+    print(created.summary())
     return 0
 
 
@@ -130,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--project", required=True)
     imp.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     imp.add_argument("--primary-key", help="column whose values identify records; a re-import updates them")
+    imp.add_argument("--password", help="password of an AES-encrypted .zip (e.g. a protected export)")
     imp.set_defaults(handler=cmd_import)
 
     task = sub.add_parser("task", help="labeling tasks")
@@ -146,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("--task", required=True)
     labels.add_argument("--add", required=True, help="comma-separated label names")
     labels.set_defaults(handler=cmd_task_labels)
+    # Each area registers its own subcommands (labeling, export, embeddings, browsing, heuristics).
+    from core import cli_browse, cli_embeddings, cli_export, cli_heuristics, cli_labeling
+
+    for area in (cli_labeling, cli_export, cli_embeddings, cli_browse, cli_heuristics):
+        area.register(sub)
     return parser
 
 
@@ -157,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except LoupeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # One line, whatever the message holds (a parser's error text may span several).
+        message = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+        print(f"error: {message}", file=sys.stderr)
         return 1
 
 

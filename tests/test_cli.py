@@ -182,3 +182,16 @@ def test_python_dash_m_core_in_a_real_process(db_url: str, tmp_path: Path) -> No
     assert refused.stderr.splitlines() == [
         "error: bad_columns.csv, line 3: expected 3 columns as in the header, found 4"
     ]
+
+
+def test_import_reads_a_password_zip_and_refuses_a_wrong_password(loupe_home, tmp_path, capsys) -> None:
+    from core.archive import zip_file
+    from core.cli import main
+
+    protected = tmp_path / "records.csv.zip"
+    zip_file(DATA / "records.csv", protected, arcname="records.csv", password="s3cret")
+    assert main(["import", str(protected), "--project", "z", "--password", "wrong"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "password" in err.lower() and "\n" not in err
+    assert main(["import", str(protected), "--project", "z", "--password", "s3cret"]) == 0
+    assert "imported" in capsys.readouterr().out

@@ -497,3 +497,20 @@ def test_spans_on_an_existing_category_attribute_are_refused(db_engine: Engine, 
         "tags.json: cannot create task 'kind': Extraction tasks need a TEXT attribute; 'category' is CATEGORY."
     )
     assert dump(db_engine) == before
+
+
+def test_xlsx_cells_holding_json_lists_become_multilabel_answers(db_engine: Engine, tmp_path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "topics.xlsx"
+    pd.DataFrame(
+        {"text": ["rates and loans", "match report", "no topic"], "__topics": ['["finance", "news"]', '["sport"]', None]}
+    ).to_excel(path, index=False)
+    import_file(db_engine, project="p", path=path)
+    with session_scope(db_engine) as session:
+        task = session.execute(select(LabelingTask)).scalars().one()
+        labels = sorted(session.execute(select(Label.name).where(Label.task_id == task.id)).scalars())
+        count = len(session.execute(select(LabelAssociation)).scalars().all())
+    assert task.kind == "multilabel"
+    assert labels == ["finance", "news", "sport"]
+    assert count == 3

@@ -138,11 +138,11 @@ def _parse_label_column(key: str, plain: set[str]) -> LabelColumn | None:
     return LabelColumn(key, attribute, task, kind, "__".join(rest), is_conf)
 
 
-def _cell(value: Any, *, typed: bool, file: str, line: int, column: str) -> Any:
-    """A label cell as a Python value: CSV cells holding JSON lists are decoded."""
+def _cell(value: Any, *, lists_as_text: bool, file: str, line: int, column: str) -> Any:
+    """A label cell as a Python value: CSV and XLSX cells holding JSON lists are decoded."""
     if value is None:
         return None
-    if not typed and isinstance(value, str) and value.lstrip().startswith("["):
+    if lists_as_text and isinstance(value, str) and value.lstrip().startswith("["):
         try:
             return json.loads(value)
         except json.JSONDecodeError as e:
@@ -185,7 +185,7 @@ def parse_label_columns(table: RawTable, columns: list[LabelColumn]) -> ParsedLa
     for (attribute, task_name), cols in groups.items():
         values = {
             c.key: [
-                _cell(row.get(c.key), typed=table.typed, file=file, line=line, column=c.key)
+                _cell(row.get(c.key), lists_as_text=table.lists_as_text, file=file, line=line, column=c.key)
                 for row, line in zip(table.rows, table.lines, strict=True)
             ]
             for c in cols

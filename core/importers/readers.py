@@ -41,6 +41,8 @@ class RawTable:
     lines: list[int]
     # Values in CSV-like files are strings and need type conversion; JSON values are typed.
     typed: bool = True
+    # Spreadsheets and CSV hold lists (multi-label answers, per-token tags) as JSON text in a cell.
+    lists_as_text: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,7 +110,7 @@ def read_delimited(data: bytes, *, file: str, delimiter: str) -> RawTable:
         raise DataImportError(f"malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {e}", file=file,
                               line=reader.line_num) from e
     _require_rows(rows, file=file)
-    return RawTable(file=file, columns=columns, rows=rows, lines=lines, typed=False)
+    return RawTable(file=file, columns=columns, rows=rows, lines=lines, typed=False, lists_as_text=True)
 
 
 def read_json_array(data: bytes, *, file: str) -> RawTable:
@@ -189,7 +191,7 @@ def read_xlsx(data: bytes, *, file: str) -> RawTable:
     rows = frame.to_dict(orient="records")
     lines = [i + 2 for i in range(len(rows))]  # header is sheet row 1
     _require_rows(rows, file=file)
-    return RawTable(file=file, columns=columns, rows=rows, lines=lines, typed=True)
+    return RawTable(file=file, columns=columns, rows=rows, lines=lines, typed=True, lists_as_text=True)
 
 
 def read_text_lines(data: bytes, *, file: str) -> RawTable:
