@@ -1,7 +1,9 @@
 """Reusable pieces for browser tests: a Loupe server on a free port and headless Chromium.
 
-Import the fixtures into a test module (``from tests.e2e_helpers import browser, page, loupe_server``)
-and mark the tests ``@pytest.mark.browser``. Nothing is downloaded: Playwright drives Debian's
+tests/conftest.py plugs this module in, so its fixtures (``browser``, ``page``, ``loupe_server``,
+``demo_server``) are available everywhere; do not import them into a test module as well: a second
+session-scoped ``browser`` would start a second Playwright on the same thread. Mark the tests
+``@pytest.mark.browser``. Nothing is downloaded: Playwright drives Debian's
 ``/usr/bin/chromium``, never a browser of its own.
 """
 

@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 import pyzipper
 
-from tests.e2e_helpers import (  # noqa: F401  (fixtures)
+from tests.e2e_helpers import (
     LoupeServer,
-    browser,
-    demo_server,
     go_to,
     open_app,
-    page,
     requires_chromium,
     screenshot,
     wait_idle,
@@ -25,7 +22,7 @@ from tests.e2e_helpers import (  # noqa: F401  (fixtures)
 pytestmark = [pytest.mark.browser, requires_chromium]
 
 
-def test_export_custom_columns_with_a_password(page: Any, demo_server: LoupeServer, artifacts: Path,  # noqa: F811
+def test_export_custom_columns_with_a_password(page: Any, demo_server: LoupeServer, artifacts: Path,
                                                tmp_path: Path) -> None:
     open_app(page, demo_server)
     go_to(page, "Settings")
@@ -68,7 +65,7 @@ def test_export_custom_columns_with_a_password(page: Any, demo_server: LoupeServ
 
 
 def test_snapshot_from_settings_restores_through_the_upload(
-    page: Any, demo_server: LoupeServer, artifacts: Path, tmp_path: Path  # noqa: F811
+    page: Any, demo_server: LoupeServer, artifacts: Path, tmp_path: Path
 ) -> None:
     open_app(page, demo_server)
     go_to(page, "Settings")
