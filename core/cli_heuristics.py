@@ -111,6 +111,52 @@ def cmd_lookup_heuristic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1; got {text!r}") from e
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1; got {text!r}")
+    return value
+
+
+def _descriptions(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        label, sep, text = item.partition("=")
+        if not sep or not label.strip():
+            raise ValidationError(f"--describe takes LABEL=TEXT, e.g. --describe 'sports=games, players and scores'; "
+                                  f"got {item!r}")
+        out[label.strip()] = text.strip()
+    return out
+
+
+def cmd_learner(args: argparse.Namespace) -> int:
+    from core import embedding_heuristics as eh
+    from core.cli import _engine
+    from core.heuristics import get_heuristic
+    from core.store import session_scope
+
+    with session_scope(_engine()) as session:
+        pid, tid = _locate(session, args.project, args.task)
+        if args.learner == "retrain":
+            h = get_heuristic(session, project_id=pid, task_id=tid or 0, name=args.name)
+            run = eh.retrain(session, heuristic_id=h.id or 0, min_confidence=args.min_confidence)
+        else:
+            options = {"project_id": pid, "task_id": tid or 0, "attribute": args.attribute, "model": args.model,
+                       "enabled": not args.disabled}
+            if args.min_confidence is not None:
+                options["min_confidence"] = args.min_confidence
+            if args.learner == eh.ACTIVE_LEARNER:
+                run = eh.add_active_learner(session, name=args.name or eh.ACTIVE_LEARNER, **options)
+            else:
+                run = eh.add_zero_shot(session, name=args.name or eh.ZERO_SHOT,
+                                       descriptions=_descriptions(args.describe), **options)
+    print(run.summary())
+    return 0
+
+
 def cmd_ws(args: argparse.Namespace) -> int:
     from core.cli import _engine
     from core.store import session_scope
@@ -241,6 +287,30 @@ def register(sub: Any) -> None:
     lk.add_argument("--case-sensitive", action="store_true")
     lk.add_argument("--substrings", action="store_true", help="match inside tokens too")
     lk.set_defaults(handler=cmd_lookup_heuristic)
+    for learner, text in (("active_learner", "a classifier trained on the manual labels' embeddings (retrains "
+                                             "one of the same name)"),
+                          ("zero_shot", "labels by similarity to the label names, no training (reruns one of the "
+                                        "same name)")):
+        cmd = hsub.add_parser(f"add-{learner.replace('_', '-')}", help=text)
+        cmd.add_argument("--project", required=True)
+        cmd.add_argument("--task", required=True)
+        cmd.add_argument("--name", help=f"heuristic name (default: {learner})")
+        cmd.add_argument("--min-confidence", type=_confidence,
+                         help="store only labels at least this probable (default: "
+                              f"{'0.8' if learner == 'active_learner' else '0.5'})")
+        cmd.add_argument("--attribute", help="the embedded attribute (needed when the project has several)")
+        cmd.add_argument("--model", help="the embedding model (needed when an attribute has several)")
+        cmd.add_argument("--disabled", action="store_true", help="add it without taking part in weak supervision")
+        if learner == "zero_shot":
+            cmd.add_argument("--describe", action="append", metavar="LABEL=TEXT",
+                             help="what a label means, to sharpen its prompt (repeatable)")
+        cmd.set_defaults(handler=cmd_learner, learner=learner)
+    ret = hsub.add_parser("retrain", help="train an active learner or zero-shot heuristic again on today's labels")
+    ret.add_argument("--project", required=True)
+    ret.add_argument("--task", required=True)
+    ret.add_argument("--name", required=True)
+    ret.add_argument("--min-confidence", type=_confidence, help="a new threshold (default: the saved one)")
+    ret.set_defaults(handler=cmd_learner, learner="retrain")
 
     ws = sub.add_parser("ws", help="weak supervision")
     wsub = ws.add_subparsers(dest="ws_command", required=True, metavar="ACTION")

@@ -5,6 +5,7 @@ import streamlit as st
 from core.heuristics import adopt_imported_heuristics
 from ui import heuristics_data as data
 from ui import heuristics_jobs as jobs
+from ui import heuristics_learners as learners
 from ui.feedback import show_flash
 from ui.heuristics_editor import editor
 from ui.heuristics_lookup import lookup_tab
@@ -35,9 +36,10 @@ st.subheader(f"Heuristics of “{escape_markdown(task.name)}”")
 job_key = jobs.key(ref.id, task.id)
 if jobs.current(job_key) is not None:
     jobs.progress_panel(job_key)
+learners.progress(ref.id, task.id)
 if frame.empty:
-    st.info("No heuristic yet: write a labeling function in the editor below, or make one from a lookup list.",
-            icon=":material/info:")
+    st.info("No heuristic yet: write a labeling function in the editor below, make one from a lookup list, or add "
+            "an active learner.", icon=":material/info:")
 else:
     st.dataframe(
         frame.drop(columns=["id", "error"]).assign(kind=frame["kind"].str.replace("_", " ")),
@@ -61,8 +63,10 @@ else:
                  disabled=runnable.empty or jobs.running(job_key)):
         run_all(ref.id, task.id)
 
-editor_tab, ws_tab, stats_view, lookup_view = st.tabs(
-    ["Editor", "Weak supervision", "Statistics", "Lookup lists"]
+# Keyed and tracked, so the open tab stays open when an action reruns the page.
+editor_tab, ws_tab, stats_view, lookup_view, learners_view = st.tabs(
+    ["Editor", "Weak supervision", "Statistics", "Lookup lists", "Active learner & zero-shot"],
+    key="heuristics.tab", on_change="rerun",
 )
 with editor_tab:
     editor(ref.id, ref.revision, task, basics, frame, lists)
@@ -72,6 +76,8 @@ with stats_view:
     stats_tab(ref.id, ref.revision, task.id, dict(zip(task.labels, task.colors, strict=True)))
 with lookup_view:
     lookup_tab(ref.id, ref.revision, task, basics)
+with learners_view:
+    learners.learners_tab(ref.id, ref.revision, task)
 
 with st.sidebar.expander("Imported heuristic labels"):
     st.caption("Heuristic labels imported from a refinery file can become heuristics here, to enable or disable.")

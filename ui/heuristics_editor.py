@@ -6,12 +6,14 @@ from typing import Any
 
 import streamlit as st
 
+from core.embedding_heuristics import retrain
 from core.errors import LoupeError
 from core.heuristics import TOKENS_KEY, add_labeling_functions, delete_heuristic, preview_code, update_heuristic
 from core.store import session_scope
 from core.store.heuristics import HeuristicKind
 from core.store.models import TaskKind
 from ui import heuristics_data as data
+from ui import heuristics_learners as learners
 from ui.feedback import flash, show_error
 from ui.heuristics_data import HeuristicInfo, ProjectBasics, TaskInfo
 from ui.heuristics_runs import run_all, write
@@ -139,6 +141,11 @@ def editor(project_id: int, revision: int, task: TaskInfo, basics: ProjectBasics
             if info.kind == HeuristicKind.LOOKUP_LIST and buttons[0].button("Run on all records", type="primary",
                                                                             key="heuristics.lookup.run"):
                 run_all(project_id, task.id, [info.id])
+            if dict(info.settings).get("learner") and buttons[0].button(
+                    "Retrain on today's labels", type="primary", key="heuristics.learner.retrain",
+                    disabled=learners.busy(project_id, task.id)):
+                learners.start(project_id, task.id, f"Retraining {info.name}…",
+                               lambda s: retrain(s, heuristic_id=info.id))
             if buttons[1].button("Delete", icon=":material/delete:", key="heuristics.lookup.delete"):
                 write(lambda s: delete_heuristic(s, heuristic_id=info.id), f"Deleted {info.name}.")
             return

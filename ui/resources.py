@@ -9,6 +9,10 @@ from core.settings import load_settings
 from core.store import make_engine
 
 PROJECT_KEY = "project"
+# Session-state key another page sets to the key (primary-key value or running id) of a record of the
+# current project before ``st.switch_page("pages/labeling.py")``: the labeling page shows that record
+# and removes the key.
+OPEN_RECORD_KEY = "labeling.open_record"
 
 
 @st.cache_resource(show_spinner=False)

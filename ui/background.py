@@ -1,0 +1,107 @@
+"""Long work in a background thread, so the page stays usable and a rerun does not cut it short.
+
+The pattern of :mod:`ui.heuristics_jobs`, for any work: it runs in a thread of the server
+process (core code only, no Streamlit calls), reports its progress into a registry shared
+by all sessions (``st.cache_resource``) and stores its result in the database. A refresh,
+or leaving the page and coming back, shows the same progress; the page shows it in a
+fragment that refreshes itself every second and reruns the whole page once the work ends,
+with its report as a flash message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from core.errors import LoupeError
+from ui.feedback import flash
+
+Progress = Callable[[int, int], None]
+# The work: given a progress reporter, do it and return the message to show when it is done.
+Work = Callable[[Progress], str]
+
+
+@dataclass
+class Job:
+    label: str
+    unit: str
+    done: int = 0
+    total: int = 0
+    finished: bool = False
+    message: str = ""
+    kind: str = "success"
+
+
+@dataclass
+class _Registry:
+    jobs: dict[Hashable, Job] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource(show_spinner=False)
+def _registry() -> _Registry:
+    return _Registry()
+
+
+def current(key: Hashable) -> Job | None:
+    return _registry().jobs.get(key)
+
+
+def running(key: Hashable) -> bool:
+    job = current(key)
+    return job is not None and not job.finished
+
+
+def start(key: Hashable, *, label: str, work: Work, unit: str = "items") -> bool:
+    """Run ``work`` in the background under ``key``; False when work of that key is going on already.
+
+    Parameters
+    ----------
+    key
+        Identifies the work (include the database URL and the project id).
+    label
+        What the progress bar says, e.g. "Embedding text…".
+    unit
+        What ``progress(done, total)`` counts, for the progress text.
+    """
+    registry = _registry()
+    with registry.lock:
+        if running(key):
+            return False
+        job = registry.jobs[key] = Job(label=label, unit=unit)
+
+    def progress(done: int, total: int) -> None:
+        job.done, job.total = done, total
+
+    def run() -> None:
+        try:
+            job.message = work(progress)
+        except LoupeError as e:
+            job.message, job.kind = str(e), "warning"
+        except Exception as e:  # a thread's exception would vanish: keep it for the page to show
+            job.message, job.kind = f"{label.rstrip('…')} stopped: {type(e).__name__}: {e}", "warning"
+        finally:
+            job.finished = True
+
+    threading.Thread(target=run, name=f"loupe-{label[:30]}", daemon=True).start()
+    return True
+
+
+@st.fragment(run_every=1.0)
+def progress_panel(key: Hashable, *, waiting: str = "starting") -> None:
+    """While the work goes on: its progress; when it ends: its report, and the page reruns with the results."""
+    registry = _registry()
+    job = registry.jobs.get(key)
+    if job is None:
+        return
+    if job.finished:
+        with registry.lock:
+            registry.jobs.pop(key, None)
+        flash(job.message, kind=job.kind)  # type: ignore[arg-type]
+        st.rerun(scope="app")
+    counts = f"{job.done:,} of {job.total:,} {job.unit}" if job.total else waiting
+    st.progress(min(job.done / job.total, 1.0) if job.total else 0.0,
+                text=f"{job.label} {counts} (you can keep working; the result is stored when it is done)")
