@@ -1,6 +1,6 @@
 """Long work in a background thread, so the page stays usable and a rerun does not cut it short.
 
-The pattern of :mod:`ui.heuristics_jobs`, for any work: it runs in a thread of the server
+Heuristic runs, embedding and learner training use it. The work runs in a thread of the server
 process (core code only, no Streamlit calls), reports its progress into a registry shared
 by all sessions (``st.cache_resource``) and stores its result in the database. A refresh,
 or leaving the page and coming back, shows the same progress; the page shows it in a
@@ -20,8 +20,9 @@ from core.errors import LoupeError
 from ui.feedback import flash
 
 Progress = Callable[[int, int], None]
-# The work: given a progress reporter, do it and return the message to show when it is done.
-Work = Callable[[Progress], str]
+# The work: given a progress reporter, do it and return the message to show when it is done,
+# or (message, kind) with kind "success", "info" or "warning".
+Work = Callable[[Progress], str | tuple[str, str]]
 
 
 @dataclass
@@ -78,7 +79,8 @@ def start(key: Hashable, *, label: str, work: Work, unit: str = "items") -> bool
 
     def run() -> None:
         try:
-            job.message = work(progress)
+            outcome = work(progress)
+            job.message, job.kind = outcome if isinstance(outcome, tuple) else (outcome, "success")
         except LoupeError as e:
             job.message, job.kind = str(e), "warning"
         except Exception as e:  # a thread's exception would vanish: keep it for the page to show
@@ -91,7 +93,8 @@ def start(key: Hashable, *, label: str, work: Work, unit: str = "items") -> bool
 
 
 @st.fragment(run_every=1.0)
-def progress_panel(key: Hashable, *, waiting: str = "starting") -> None:
+def progress_panel(key: Hashable, *, waiting: str = "starting",
+                   stored: str = "the result is stored when it is done") -> None:
     """While the work goes on: its progress; when it ends: its report, and the page reruns with the results."""
     registry = _registry()
     job = registry.jobs.get(key)
@@ -104,4 +107,4 @@ def progress_panel(key: Hashable, *, waiting: str = "starting") -> None:
         st.rerun(scope="app")
     counts = f"{job.done:,} of {job.total:,} {job.unit}" if job.total else waiting
     st.progress(min(job.done / job.total, 1.0) if job.total else 0.0,
-                text=f"{job.label} {counts} (you can keep working; the result is stored when it is done)")
+                text=f"{job.label} {counts} (you can keep working; {stored})")
