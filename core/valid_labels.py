@@ -12,11 +12,13 @@ extraction it is their set of spans. Answers are compared as wholes.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlmodel import Session, col
 
 from core.store.models import Label, LabelAssociation, LabelingTask, SourceType, TaskKind
 
@@ -36,46 +38,106 @@ def resolve_answers(answers: dict[Any, Answer], gold: Answer | None) -> Answer |
     return distinct.pop() if len(distinct) == 1 else None
 
 
-def valid_manual_labels(session: Session, *, task_id: int) -> dict[int, Answer]:
+def valid_manual_labels(
+    session: Session, *, task_id: int, record_ids: Collection[int] | None = None
+) -> dict[int, Answer]:
     """Map record id → valid manual answer for the task; records without one are absent.
 
     Classification answers are label names, multi-label answers frozensets of
     names, extraction answers sorted tuples of spans ``(label, token_start,
     token_end, char_start, char_end)``.
+
+    Parameters
+    ----------
+    session
+        An open session.
+    task_id
+        The labeling task.
+    record_ids
+        Only these records (an export reads a chunk at a time); None reads the whole task.
     """
     task = session.get(LabelingTask, task_id)
     if task is None:
         return {}
+    kind = task.kind
+    extraction = kind == TaskKind.EXTRACTION.value
+    manual: list[ColumnElement[bool]] = [
+        col(LabelAssociation.task_id) == task_id,
+        col(LabelAssociation.source_type) == SourceType.MANUAL.value,
+    ]
+    scope = manual
+    wanted: set[int] | None = None
+    if record_ids is not None:
+        wanted = {int(i) for i in record_ids}
+        if not wanted:
+            return {}
+        low, high = min(wanted), max(wanted)
+        if high - low < 2 * len(wanted):
+            # A chunk of records imported together has nearly consecutive ids: one range scan of the index
+            # beats a lookup per id. Rows of records in the range but not asked for are skipped below.
+            scope = [*manual, col(LabelAssociation.record_id).between(low, high)]
+        else:
+            scope = [*manual, col(LabelAssociation.record_id).in_(_literal_ids(sorted(wanted)))]
+    # Plain rows through the connection: ORM row processing would double an export's time here.
+    conn = session.connection()
+    labels = select(col(Label.id), col(Label.name)).where(col(Label.task_id) == task_id)
+    names: dict[Any, str] = {i: n for i, n in conn.execute(labels)}
+    # Most records carry one manual label row, valid whatever the rule (one annotator): those are answered
+    # from (record, label) pairs; only records with several rows go through the rule below.
+    spans = [col(LabelAssociation.token_start), col(LabelAssociation.token_end), col(LabelAssociation.char_start),
+             col(LabelAssociation.char_end)]
+    pairs = [col(LabelAssociation.record_id), col(LabelAssociation.label_id)]
+    rows: list[Any] = list(conn.execute(select(*pairs, *(spans if extraction else [])).where(*scope)))
+    first = {row[0]: row for row in rows}
+    several: set[int] = set()
+    if len(first) < len(rows):
+        several = {rid for rid, n in Counter(row[0] for row in rows).items()
+                   if n > 1 and (wanted is None or rid in wanted)}
+    singles = [row for rid, row in first.items() if rid not in several and (wanted is None or rid in wanted)]
+    # What _answer gives for one label row: its name, a set of it, a tuple of its one span.
+    out: dict[int, Answer]
+    if extraction:
+        out = {row[0]: ((names[row[1]], *row[2:]),) for row in singles}
+    elif kind == TaskKind.MULTILABEL.value:
+        out = {row[0]: frozenset((names[row[1]],)) for row in singles}
+    else:
+        out = {row[0]: names[row[1]] for row in singles}
+    if not several:
+        return out
+    # Read again only the records with several rows (or the whole scope when they are most of it).
+    detail = scope if 2 * len(several) > len(first) else [
+        *manual, col(LabelAssociation.record_id).in_(_literal_ids(sorted(several)))]
     stmt = (
-        select(
-            LabelAssociation.record_id,
-            LabelAssociation.annotator_id,
-            Label.name,
-            LabelAssociation.is_gold,
-            LabelAssociation.token_start,
-            LabelAssociation.token_end,
-            LabelAssociation.char_start,
-            LabelAssociation.char_end,
-        )
-        .join(Label, Label.id == LabelAssociation.label_id)
-        .where(LabelAssociation.task_id == task_id, LabelAssociation.source_type == SourceType.MANUAL.value)
+        select(col(LabelAssociation.record_id), col(LabelAssociation.annotator_id), col(Label.name),
+               col(LabelAssociation.is_gold), *spans)  # spans for every kind: None outside extraction
+        .join(Label, col(Label.id) == col(LabelAssociation.label_id))
+        .where(*detail)
+        .order_by(col(LabelAssociation.id))  # the latest write last (see _answer)
     )
     parts: dict[int, dict[Any, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    gold_parts: dict[int, list[Any]] = defaultdict(list)
-    extraction = task.kind == TaskKind.EXTRACTION.value
-    for record_id, annotator_id, name, is_gold, ts, te, cs, ce in session.execute(stmt).all():
+    gold_annotators: dict[int, set[Any]] = defaultdict(set)
+    detail_rows: list[Any] = list(conn.execute(stmt))
+    for record_id, annotator_id, name, is_gold, ts, te, cs, ce in detail_rows:
+        if record_id not in several:
+            continue
         part = (name, ts, te, cs, ce) if extraction else name
         parts[record_id][annotator_id].append(part)
         if is_gold:
-            gold_parts[record_id].append(part)
-    out: dict[int, Answer] = {}
+            gold_annotators[record_id].add(annotator_id)
     for record_id, by_annotator in parts.items():
-        answers = {a: _answer(task.kind, p) for a, p in by_annotator.items()}
-        gold = _answer(task.kind, gold_parts[record_id]) if gold_parts.get(record_id) else None
+        answers = {a: _answer(kind, p) for a, p in by_annotator.items()}
+        # The gold star marks an annotator's whole answer (a multi-label set, all spans), not single rows.
+        starred = {answers[a] for a in gold_annotators.get(record_id, ())}
+        gold = starred.pop() if len(starred) == 1 else None
         valid = resolve_answers(answers, gold)
         if valid is not None:
             out[record_id] = valid
     return out
+
+
+def _literal_ids(ids: list[int]) -> BindParameter[list[int]]:
+    """An IN list of integers inlined in the SQL: a large one would exceed SQLite's limit on bound parameters."""
+    return bindparam("record_ids", value=ids, expanding=True, literal_execute=True, unique=True)
 
 
 def _answer(kind: str, parts: list[Any]) -> Answer:
