@@ -7,6 +7,7 @@ from core.errors import LoupeError
 from core.store.models import TaskKind
 from core.store.tasks_service import add_task, split_labels
 from ui import cached
+from ui.agreement import render_agreement
 from ui.feedback import flash, show_error, show_flash
 from ui.project import project_caption, require_project
 from ui.resources import database_url, engine
@@ -63,13 +64,16 @@ else:
         figure.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend_title_text="source")
         st.plotly_chart(figure, width="stretch")
 
+render_agreement(ref.name)
+
 st.subheader("New labeling task")
 attribute_names = list(data.attributes["attribute"])
 with st.form("overview.new_task", border=True):
     name_col, kind_col, target_col = st.columns(3)
     name = name_col.text_input("Task name", max_chars=100)
-    kind = kind_col.selectbox("Kind", [k.value for k in TaskKind], help="Extraction labels spans of a text attribute.")
-    target = target_col.selectbox("Target", [WHOLE_RECORD, *attribute_names])
+    kind = kind_col.selectbox("Kind", [k.value for k in TaskKind], help="Extraction labels spans of a text attribute.",
+                            key="overview.kind")
+    target = target_col.selectbox("Target", [WHOLE_RECORD, *attribute_names], key="overview.target")
     labels = st.text_input("Labels (comma-separated)", placeholder="positive, negative, neutral")
     submitted = st.form_submit_button("Create task", type="primary", icon=":material/add:")
 if submitted:

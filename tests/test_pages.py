@@ -150,7 +150,7 @@ def test_overview_shows_attributes_tasks_and_label_counts(demo: Engine) -> None:
 def test_overview_form_creates_a_task(demo: Engine) -> None:
     at = start("pages/overview.py")
     next(t for t in at.text_input if t.label == "Task name").input("sentiment")
-    at.selectbox[1].set_value("CONTENT")
+    at.selectbox(key="overview.target").set_value("CONTENT")
     next(t for t in at.text_input if t.label.startswith("Labels")).input("positive, negative ,, neutral")
     button(at, "Create task").click().run()
 
@@ -176,7 +176,7 @@ def test_overview_form_creates_a_task(demo: Engine) -> None:
 def test_overview_form_shows_bad_input(demo: Engine, name: str, kind: str, labels: str, message: str) -> None:
     at = start("pages/overview.py")
     next(t for t in at.text_input if t.label == "Task name").input(name)
-    at.selectbox[0].set_value(kind)
+    at.selectbox(key="overview.kind").set_value(kind)
     next(t for t in at.text_input if t.label.startswith("Labels")).input(labels)
     button(at, "Create task").click().run()
     assert any(message in t.replace("\\", "") for t in texts(at.error)), texts(at.error)

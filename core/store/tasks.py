@@ -15,8 +15,9 @@ PALETTE = (
     "#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
     "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#BAB0AC",
 )  # fmt: skip
-# Digits first (one hand on the number row), then letters that no browser shortcut uses alone.
-HOTKEYS = tuple("123456789") + tuple("qwertyuiopasdfghjklzxcvbnm")
+# Digits first (one hand on the number row), then letters. Streamlit keeps "c" (clear cache) and
+# "r" (rerun) for itself, so a label never gets those.
+HOTKEYS = tuple("123456789") + tuple("qwetyuiopasdfghjklzxvbnm")
 MAX_LABEL_LENGTH = 100
 
 
