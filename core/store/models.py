@@ -72,7 +72,8 @@ class Record(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    project_id: int = Field(foreign_key="project.id", index=True)
+    # No index of its own: both unique constraints above start with project_id and serve its lookups.
+    project_id: int = Field(foreign_key="project.id")
     running_id: int
     key: str
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
