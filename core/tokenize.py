@@ -18,6 +18,22 @@ from core.errors import ValidationError
 from core.store.models import Attribute, Record, RecordTokens
 
 BATCH_SIZE = 1000
+# Trained English pipelines, smallest first: their tokenizer is used when one is installed.
+TRAINED_PIPELINES = ("en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf")
+BLANK = "blank:en"
+
+
+def default_tokenizer() -> str:
+    """The tokenizer new projects use: an installed trained English pipeline, else ``blank:en``.
+
+    Looked up without importing spaCy (``find_spec`` only reads the import path).
+    """
+    import importlib.util
+
+    for name in TRAINED_PIPELINES:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return BLANK
 
 
 @lru_cache(maxsize=4)

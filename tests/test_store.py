@@ -377,3 +377,14 @@ def test_get_engine_uses_database_url(db_url: str, tmp_path: Path, monkeypatch: 
     with session_scope(engine) as session:
         assert session.execute(select(Label)).all() == []
         assert [p.name for p in list_projects(session)] == ["p"]
+
+
+def test_new_projects_tokenize_with_an_installed_trained_pipeline(monkeypatch) -> None:
+    import importlib.util
+
+    from core.tokenize import default_tokenizer
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "en_core_web_md" else None)
+    assert default_tokenizer() == "en_core_web_md"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert default_tokenizer() == "blank:en"

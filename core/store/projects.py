@@ -54,7 +54,9 @@ def create_project(session: Session, *, name: str, description: str = "") -> Pro
     name = validate_project_name(name)
     if find_project(session, name) is not None:
         raise ConflictError(f"A project named {name!r} exists already; choose another name.")
-    project = Project(name=name, description=description)
+    from core.tokenize import default_tokenizer
+
+    project = Project(name=name, description=description, tokenizer=default_tokenizer())
     session.add(project)
     session.flush()
     return project
