@@ -68,7 +68,7 @@ def valid_manual_labels(
     scope = manual
     wanted: set[int] | None = None
     if record_ids is not None:
-        wanted = {int(i) for i in record_ids}
+        wanted = set(record_ids)
         if not wanted:
             return {}
         low, high = min(wanted), max(wanted)
@@ -87,7 +87,7 @@ def valid_manual_labels(
     spans = [col(LabelAssociation.token_start), col(LabelAssociation.token_end), col(LabelAssociation.char_start),
              col(LabelAssociation.char_end)]
     pairs = [col(LabelAssociation.record_id), col(LabelAssociation.label_id)]
-    rows: list[Any] = list(conn.execute(select(*pairs, *(spans if extraction else [])).where(*scope)))
+    rows: list[Any] = list(conn.execute(select(*pairs, *(spans if extraction else [])).where(*scope)).all())
     first = {row[0]: row for row in rows}
     several: set[int] = set()
     if len(first) < len(rows):
@@ -116,7 +116,7 @@ def valid_manual_labels(
     )
     parts: dict[int, dict[Any, list[Any]]] = defaultdict(lambda: defaultdict(list))
     gold_annotators: dict[int, set[Any]] = defaultdict(set)
-    detail_rows: list[Any] = list(conn.execute(stmt))
+    detail_rows: list[Any] = list(conn.execute(stmt).all())
     for record_id, annotator_id, name, is_gold, ts, te, cs, ce in detail_rows:
         if record_id not in several:
             continue

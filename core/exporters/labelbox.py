@@ -10,16 +10,16 @@ A Labelbox label is one annotator's work on the record: classification tasks
 become ``radio_answer`` (single label) or ``checklist_answers`` (multi-label)
 classifications, extraction spans become ``TextEntity`` objects whose
 ``location`` has character ``start`` and ``end`` (end inclusive, as Labelbox
-writes it) and the covered ``token``. Comments of an annotator on the record,
-when the comments module is present, become a ``text_answer``.
+writes it) and the covered ``token``. Comments of an annotator on the record
+become a ``text_answer``.
 
 Workflow status: Loupe tracks a status per record and task
 (:mod:`core.store.workflow`); a data row has one. It is the least finished of
 its tasks: ``IN_REWORK`` if a task is in rework, else ``IN_REVIEW`` if one is in
 review, else ``TO_LABEL`` if one has no manual label, else ``DONE``. A task
 that is labeled but was never sent to review counts as ``DONE``: review is
-optional in Loupe. Without the workflow module the status is derived from
-manual labels alone. ``workflow_history`` lists the status moves, newest first.
+optional in Loupe. A task without a stored status counts as ``labeled`` when
+it has a manual label, else ``unlabeled``. ``workflow_history`` lists the status moves, newest first.
 
 Export params choose the optional blocks; filters (``last_activity_at`` and
 ``label_created_at`` ranges, ``workflow_status``) combine with AND.
@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import Table, select
-from sqlmodel import SQLModel
+from sqlalchemy import select
+from sqlmodel import col
 
 from core.exporters.options import MANUAL, LabelboxFilters
-from core.exporters.view import Assoc, ProjectView, RecordView, workflow_module
+from core.exporters.view import Assoc, ProjectView, RecordView
+from core.store.comments import Comment
 from core.store.models import AttributeType, TaskKind
+from core.store.workflow import LabelReview, RecordStatus, StatusChange
 
 # Loupe's per-task statuses → Labelbox workflow statuses, and the workflow task each stands for.
 LB_STATUS = {"unlabeled": "TO_LABEL", "labeled": "DONE", "in_review": "IN_REVIEW", "done": "DONE",
@@ -49,7 +51,6 @@ LB_TASK_NAME = {"unlabeled": "Initial labeling task", "labeled": "Labeled", "in_
                 "done": "Done", "rework": "Rework"}
 _SEVERITY = ("IN_REWORK", "IN_REVIEW", "TO_LABEL", "DONE")
 WORKFLOW_STATUSES = _SEVERITY
-COMMENT_TABLE = "comment"
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -107,7 +108,6 @@ class DataRowBuilder:
         self.row_attribute = texts[0] if texts else None
         self.metadata_attributes = [a for a in view.attributes if a is not self.row_attribute]
         self.project_key = f"loupe-project-{view.project.id}"
-        self.workflow = workflow_module()
 
     def chunk_workflow(self, records: list[RecordView]) -> _Workflow:
         """Statuses, history, reviews and comments of a chunk's records."""
@@ -116,60 +116,52 @@ class DataRowBuilder:
         task_ids = list(self.tasks)
         session = self.view.session
         names = self.view.annotators
-        wf = self.workflow
-        if wf is not None and ids and task_ids:
-            status_model = getattr(wf, "RecordStatus", None)
-            if status_model is not None:
-                stmt = select(status_model.record_id, status_model.task_id, status_model.status).where(
-                    status_model.record_id.in_(ids), status_model.task_id.in_(task_ids)
-                )
-                out.status = {(r, t): s for r, t, s in session.execute(stmt).all()}
-            change_model = getattr(wf, "StatusChange", None)
-            if change_model is not None:
-                stmt = (
-                    select(change_model.record_id, change_model.task_id, change_model.from_status,
-                           change_model.to_status, change_model.annotator_id, change_model.created_at)
-                    .where(change_model.record_id.in_(ids), change_model.task_id.in_(task_ids))
-                    .order_by(change_model.created_at.desc(), change_model.id.desc())
-                )
-                for rid, tid, before, after, who, at in session.execute(stmt).all():
-                    out.history[rid].append({
-                        "action": _action(before, after),
-                        "created_at": lb_time(at),
-                        "created_by": names.get(who),
-                        "previous_task_name": LB_TASK_NAME.get(before, before),
-                        "previous_task_id": before,
-                        "next_task_name": LB_TASK_NAME.get(after, after),
-                        "next_task_id": after,
-                        "labeling_task": self.tasks[tid].name,
-                    })
-                    _touch(out.activity, rid, at)
-            review_model = getattr(wf, "LabelReview", None)
-            if review_model is not None:
-                stmt = (
-                    select(review_model.id, review_model.record_id, review_model.task_id, review_model.annotator_id,
-                           review_model.reviewer_id, review_model.decision, review_model.seconds_to_review,
-                           review_model.comment, review_model.created_at)
-                    .where(review_model.record_id.in_(ids), review_model.task_id.in_(task_ids))
-                    .order_by(review_model.id)
-                )
-                for rev_id, rid, tid, annotator, reviewer, decision, seconds, comment, at in session.execute(stmt):
-                    out.reviews[(rid, annotator)].append({
-                        "id": f"loupe-review-{rev_id}",
-                        "created_at": lb_time(at),
-                        "created_by": names.get(reviewer),
-                        "review_action": "Approve" if decision == "accepted" else "Reject",
-                        "labeling_task": self.tasks[tid].name,
-                        "comment": comment,
-                    })
-                    out.review_seconds[(rid, annotator)] += float(seconds or 0.0)
-                    _touch(out.activity, rid, at)
-        comments = SQLModel.metadata.tables.get(COMMENT_TABLE)
-        if isinstance(comments, Table) and ids and {"record_id", "text"} <= set(comments.c.keys()):
-            who_col = next((comments.c[c] for c in ("annotator_id", "author_id") if c in comments.c), None)
-            cols = [comments.c.record_id, comments.c.text, who_col if who_col is not None else comments.c.record_id]
-            for rid, text, who in session.execute(select(*cols).where(comments.c.record_id.in_(ids))).all():
-                out.comments[(rid, who if who_col is not None else None)].append(str(text))
+        if ids and task_ids:
+            statuses = select(col(RecordStatus.record_id), col(RecordStatus.task_id), col(RecordStatus.status)).where(
+                col(RecordStatus.record_id).in_(ids), col(RecordStatus.task_id).in_(task_ids)
+            )
+            out.status = {(r, t): s for r, t, s in session.execute(statuses).all()}
+            changes = (
+                select(col(StatusChange.record_id), col(StatusChange.task_id), col(StatusChange.from_status),
+                       col(StatusChange.to_status), col(StatusChange.annotator_id), col(StatusChange.created_at))
+                .where(col(StatusChange.record_id).in_(ids), col(StatusChange.task_id).in_(task_ids))
+                .order_by(col(StatusChange.created_at).desc(), col(StatusChange.id).desc())
+            )
+            for rid, tid, before, after, who, at in session.execute(changes).all():
+                out.history[rid].append({
+                    "action": _action(before, after),
+                    "created_at": lb_time(at),
+                    "created_by": names.get(who),
+                    "previous_task_name": LB_TASK_NAME.get(before, before),
+                    "previous_task_id": before,
+                    "next_task_name": LB_TASK_NAME.get(after, after),
+                    "next_task_id": after,
+                    "labeling_task": self.tasks[tid].name,
+                })
+                _touch(out.activity, rid, at)
+            reviews = (
+                select(col(LabelReview.id), col(LabelReview.record_id), col(LabelReview.task_id),
+                       col(LabelReview.annotator_id), col(LabelReview.reviewer_id), col(LabelReview.decision),
+                       col(LabelReview.seconds_to_review), col(LabelReview.comment), col(LabelReview.created_at))
+                .where(col(LabelReview.record_id).in_(ids), col(LabelReview.task_id).in_(task_ids))
+                .order_by(col(LabelReview.id))
+            )
+            for rev_id, rid, tid, annotator, reviewer, decision, seconds, comment, at in session.execute(reviews):
+                out.reviews[(rid, annotator)].append({
+                    "id": f"loupe-review-{rev_id}",
+                    "created_at": lb_time(at),
+                    "created_by": names.get(reviewer),
+                    "review_action": "Approve" if decision == "accepted" else "Reject",
+                    "labeling_task": self.tasks[tid].name,
+                    "comment": comment,
+                })
+                out.review_seconds[(rid, annotator)] += float(seconds or 0.0)
+                _touch(out.activity, rid, at)
+        if ids:
+            comments = (select(col(Comment.record_id), col(Comment.annotator_id), col(Comment.text))
+                        .where(col(Comment.record_id).in_(ids)).order_by(col(Comment.id)))
+            for rid, who, text in session.execute(comments).all():
+                out.comments[(rid, who)].append(str(text))
         return out
 
     def data_row(self, record: RecordView, wf: _Workflow) -> dict[str, Any] | None:

@@ -1,26 +1,36 @@
 """What every exporter reads: the project's schema and its records in chunks.
 
 :class:`ProjectView` resolves the options once (attributes, tasks, sources,
-rows) and then yields records chunk by chunk with their label associations and
-tokens, so an export holds one chunk in memory, never the whole project.
+rows) and then reads the records chunk by chunk, so an export holds one chunk
+in memory, never the whole project. A chunk comes in one of two shapes:
+
+- :meth:`ProjectView.chunks`: a :class:`RecordView` per record with its label
+  associations (every field, times on request) and tokens, for Label Studio,
+  Labelbox, CoNLL and spaCy;
+- :meth:`ProjectView.label_chunks`: a :class:`LabelChunk`, the attribute values
+  and the labels of a chunk in lookups by record id, with no object per record
+  or label, for the refinery columns (an export of 100,000 records spends its
+  time there).
+
 Valid manual labels come from :func:`core.valid_labels.valid_manual_labels`,
-the one definition of them.
+the one definition of them, read per chunk.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Table, and_, func, select
-from sqlmodel import Session, SQLModel, col
+from sqlalchemy import and_, select
+from sqlmodel import Session, col
 
 from core.errors import NotFoundError, ValidationError
 from core.exporters.options import HEURISTIC, MANUAL, MODEL, WEAK_SUPERVISION, ExportOptions
+from core.filters import Filter, compile_filter
+from core.slices import slice_record_ids
+from core.store.heuristics import Heuristic
 from core.store.models import (
     Annotator,
     Attribute,
@@ -36,26 +46,17 @@ from core.store.projects import get_project
 from core.store.records import attribute_expr
 from core.store.tasks import list_attributes, list_labels, list_tasks
 from core.tokenize import load_tokens
-from core.valid_labels import Answer, resolve_answers, valid_manual_labels
+from core.valid_labels import Answer, valid_manual_labels
 
 CHUNK_SIZE = 2000
-CLASSIFICATION = TaskKind.CLASSIFICATION.value
-HEURISTIC_TABLE = "heuristic"
 
 SourceKey = tuple[str, str | None]  # (MANUAL | WEAK_SUPERVISION | HEURISTIC | MODEL, name)
-
-def source_id_expr() -> Any:
-    """The id of a label's heuristic or run: ``heuristic_id`` (a foreign key) where the schema has it, else
-    ``source_id``."""
-    heuristic_id = getattr(LabelAssociation, "heuristic_id", None)
-    if heuristic_id is None:
-        return col(LabelAssociation.source_id)
-    return func.coalesce(heuristic_id, col(LabelAssociation.source_id))
-
+# A machine label in a LabelChunk: label name, confidence, token start, token end.
+MachineLabel = tuple[str, float | None, int | None, int | None]
 
 _ASSOC_COLUMNS = (
     LabelAssociation.id, LabelAssociation.record_id, LabelAssociation.task_id, LabelAssociation.label_id,
-    LabelAssociation.source_type, source_id_expr(), LabelAssociation.source_name,
+    LabelAssociation.source_type, LabelAssociation.heuristic_id, LabelAssociation.source_name,
     LabelAssociation.annotator_id, LabelAssociation.confidence, LabelAssociation.token_start,
     LabelAssociation.token_end, LabelAssociation.char_start, LabelAssociation.char_end, LabelAssociation.is_gold,
     # Read only when an export asks for times (the last three):
@@ -68,7 +69,7 @@ class Assoc:
     """One label association as exporters read it, with its source resolved to a name.
 
     ``created_at``, ``updated_at`` and ``seconds_spent`` are None when the
-    export did not ask for times (refinery, CoNLL, spaCy).
+    export did not ask for times (CoNLL, spaCy).
     """
 
     id: int
@@ -113,61 +114,40 @@ class RecordView:
         return self.groups.get((task_id, source), [])
 
 
-def valid_answer(kind: str, assocs: list[Assoc]) -> Answer | None:
-    """The valid manual answer among one record's MANUAL labels of one task.
+@dataclass(slots=True)
+class LabelChunk:
+    """A chunk of records as column-shaped exports read it.
 
-    The same rule as :func:`core.valid_labels.valid_manual_labels` (which reads
-    a whole task at once), applied to labels an export has already read.
+    ``ids`` are record ids in export order and ``values`` their attribute
+    values column by column: one sequence per attribute asked for, in record
+    order. The rest are lookups by record id: ``valid`` task id → record id →
+    valid manual answer; ``machine`` (task id, source) → record id → that
+    source's labels in the order they were written; ``tokens`` attribute id →
+    record id → token offsets.
     """
-    parts: dict[int | None, list[Any]] = {}
-    gold: list[Any] = []
-    extraction = kind == TaskKind.EXTRACTION.value
-    for a in assocs:
-        part = (a.label, a.token_start, a.token_end, a.char_start, a.char_end) if extraction else a.label
-        parts.setdefault(a.annotator_id, []).append(part)
-        if a.is_gold:
-            gold.append(part)
-    answers = {k: _answer(kind, v) for k, v in parts.items()}
-    return resolve_answers(answers, _answer(kind, gold) if gold else None)
 
-
-def _answer(kind: str, parts: list[Any]) -> Answer:
-    if kind == TaskKind.CLASSIFICATION.value:
-        return str(parts[-1])
-    if kind == TaskKind.MULTILABEL.value:
-        return frozenset(parts)
-    return tuple(sorted(set(parts), key=lambda s: (s[1] if s[1] is not None else -1, s[0])))
-
-
-def workflow_module() -> ModuleType | None:
-    """``core.store.workflow`` when this build has it (statuses, history, reviews), else None."""
-    try:
-        return importlib.import_module("core.store.workflow")
-    except ImportError:
-        return None
-
-
-def heuristic_table() -> Table | None:
-    """The heuristics table, once the heuristics module defines one."""
-    return SQLModel.metadata.tables.get(HEURISTIC_TABLE)
+    ids: list[int]
+    values: list[Sequence[Any]]
+    valid: dict[int, dict[int, Answer]] = field(default_factory=dict)
+    machine: dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]] = field(default_factory=dict)
+    tokens: dict[int, dict[int, list[list[int]]]] = field(default_factory=dict)
 
 
 def heuristic_names(session: Session, project_id: int) -> dict[int, str]:
-    """Heuristic id → name, for labels whose ``source_id`` points at a heuristic."""
-    table = heuristic_table()
-    if table is None or "name" not in table.c or "id" not in table.c:
-        return {}
-    stmt = select(table.c.id, table.c.name)
-    if "project_id" in table.c:
-        stmt = stmt.where(table.c.project_id == project_id)
+    """Heuristic id → name, for labels whose ``heuristic_id`` points at a heuristic."""
+    stmt = select(col(Heuristic.id), col(Heuristic.name)).where(col(Heuristic.project_id) == project_id)
     return {int(i): str(n) for i, n in session.execute(stmt).all()}
 
 
-def source_of(source_type: str, source_id: int | None, source_name: str | None, names: dict[int, str]) -> SourceKey:
-    """The ``(kind, name)`` a label association's source is exported under."""
+def source_of(source_type: str, heuristic_id: int | None, source_name: str | None, names: dict[int, str]) -> SourceKey:
+    """The ``(kind, name)`` a label association's source is exported under.
+
+    A heuristic's labels carry its id and name; imported ones (no heuristic
+    here) only the name they were imported with.
+    """
     if source_type == SourceType.HEURISTIC.value:
-        name = names.get(source_id) if source_id is not None else None
-        return HEURISTIC, name or source_name or f"heuristic_{source_id}"
+        name = names.get(heuristic_id) if heuristic_id is not None else None
+        return HEURISTIC, name or source_name or f"heuristic_{heuristic_id}"
     if source_type == SourceType.MODEL.value:
         return MODEL, source_name or "model"
     return source_type, None
@@ -176,9 +156,13 @@ def source_of(source_type: str, source_id: int | None, source_name: str | None, 
 def available_sources(session: Session, project_id: int) -> list[str]:
     """Every source the project has labels from, as ``ExportOptions.sources`` names them."""
     names = heuristic_names(session, project_id)
+    # Only heuristics and models have names to list (an index lookup; manual and weak supervision labels,
+    # most of the rows, are not read).
     stmt = (
-        select(col(LabelAssociation.source_type), source_id_expr(), col(LabelAssociation.source_name))
-        .where(col(LabelAssociation.project_id) == project_id)
+        select(col(LabelAssociation.source_type), col(LabelAssociation.heuristic_id),
+               col(LabelAssociation.source_name))
+        .where(col(LabelAssociation.project_id) == project_id,
+               col(LabelAssociation.source_type).in_([SourceType.HEURISTIC.value, SourceType.MODEL.value]))
         .distinct()
     )
     found = {source_of(t, i, n, names) for t, i, n in session.execute(stmt).all()}
@@ -296,7 +280,7 @@ class ProjectView:
                 return filter_record_ids(self.session, project_id=pid, filter_json=self.options.filter_json)
             return self._ids_of_keys(self.options.record_keys or ())
         if rows.kind == "slice":
-            return slice_record_ids(self.session, project_id=pid, name=str(rows.value))
+            return set(slice_record_ids(self.session, project_id=pid, name=str(rows.value)))
         raise ValidationError(f"Unknown rows {rows.kind!r}.")
 
     def _ids_of_keys(self, keys: tuple[str, ...]) -> set[int]:
@@ -313,15 +297,52 @@ class ProjectView:
 
     # -- records ------------------------------------------------------------------------------------------
 
-    def _record_columns(self, with_times: bool) -> tuple[list[Any], bool]:
+    def _record_columns(self, attributes: list[Attribute], with_times: bool) -> tuple[list[Any], bool]:
+        """Columns id, running id, key, then the values of ``attributes`` (or ``data``), then the times.
+
+        The second item tells whether the values were extracted in SQL.
+        """
         # Attribute values are extracted in SQL (json_extract / ->>): much faster than decoding each record's
         # JSON in Python. Names with quotes or backslashes cannot be JSON paths everywhere: decode those.
-        extract = all('"' not in a.name and "\\" not in a.name for a in self.all_attributes)
+        extract = all('"' not in a.name and "\\" not in a.name for a in attributes)
         cols: list[Any] = [col(Record.id), col(Record.running_id), col(Record.key)]
-        cols += [attribute_expr(a) for a in self.all_attributes] if extract else [col(Record.data)]
+        cols += [attribute_expr(a) for a in attributes] if extract else [col(Record.data)]
         if with_times:
             cols += [col(Record.created_at), col(Record.updated_at)]
         return cols, extract
+
+    def _pages(self, cols: list[Any], *, raw: bool, chunk_size: int) -> Iterator[list[Any]]:
+        """Rows of ``cols`` (id and running id first) of the exported records, a chunk at a time, in running-id
+        order: keyset pages on the running id for all rows, pages of the id list otherwise."""
+        conn = self.session.connection()
+        filtered = self.row_filter()
+        if filtered is None:
+            pid = self.project.id or 0
+            last_running = 0
+            while True:
+                stmt = (select(*cols).where(col(Record.project_id) == pid, col(Record.running_id) > last_running)
+                        .order_by(col(Record.running_id)).limit(chunk_size))
+                rows = fetch_rows(conn, stmt, raw=raw)
+                if not rows:
+                    return
+                yield rows
+                last_running = rows[-1][1]
+        ordered = self.record_ids(filtered)
+        for start in range(0, len(ordered), chunk_size):
+            stmt = (select(*cols).where(col(Record.id).in_(ordered[start : start + chunk_size]))
+                    .order_by(col(Record.running_id)))
+            rows = fetch_rows(conn, stmt, raw=raw)
+            if rows:
+                yield rows
+
+    def _valid_in(self, task_ids: list[int], record_ids: list[int]) -> dict[int, dict[int, Answer]]:
+        """Task id → record id → valid manual answer, for a chunk of records."""
+        return {tid: valid_manual_labels(self.session, task_id=tid, record_ids=record_ids) for tid in task_ids}
+
+    def _tokens_in(self, record_ids: list[int]) -> dict[int, dict[int, list[list[int]]]]:
+        """Attribute id → record id → token offsets of a chunk, for the attributes extraction tasks label."""
+        return {attr_id: load_tokens(self.session, attribute_id=attr_id, record_ids=record_ids)
+                for attr_id in self.token_attribute_ids()}
 
     def chunks(
         self, *, sources: list[SourceKey] | None = None, chunk_size: int = CHUNK_SIZE, with_times: bool = True
@@ -331,38 +352,17 @@ class ProjectView:
         ``with_times`` reads creation and update times of records and labels (Label Studio, Labelbox).
         """
         wanted = set(self.sources if sources is None else sources)
-        kinds = sorted({kind if kind in (MANUAL, WEAK_SUPERVISION) else _db_kind(kind) for kind, _ in wanted})
+        kinds = sorted({kind for kind, _ in wanted})  # the options' source kinds are SourceType values
         task_ids = [t.id or 0 for t in self.tasks]
-        kind_of = {t.id or 0: t.kind for t in self.tasks}
-        token_attrs = self.token_attribute_ids()
         names = [a.name for a in self.all_attributes]
-        n_names = len(names)
         booleans = [a.name for a in self.all_attributes if a.data_type == AttributeType.BOOLEAN.value]
-        cols, extract = self._record_columns(with_times)
+        cols, extract = self._record_columns(self.all_attributes, with_times)
         conn = self.session.connection()
-        pid = self.project.id or 0
-        filtered = self.row_filter()
-        ordered = self.record_ids(filtered) if filtered is not None else None
-        last_running = 0
-        start = 0
-        while True:
-            stmt = select(*cols)
-            if ordered is None:
-                stmt = (stmt.where(col(Record.project_id) == pid, col(Record.running_id) > last_running)
-                        .order_by(col(Record.running_id)).limit(chunk_size))
-            else:
-                chunk = ordered[start : start + chunk_size]
-                start += chunk_size
-                if not chunk:
-                    return
-                stmt = stmt.where(col(Record.id).in_(chunk)).order_by(col(Record.running_id))
-            rows = fetch_rows(conn, stmt, raw=extract and not with_times)
-            if not rows:
-                return
+        for rows in self._pages(cols, raw=extract and not with_times, chunk_size=chunk_size):
             views = []
             for row in rows:
                 if extract:
-                    data = dict(zip(names, row[3 : 3 + n_names], strict=True))
+                    data = dict(zip(names, row[3 : 3 + len(names)], strict=True))
                     for name in booleans:
                         if data[name] is not None:
                             data[name] = bool(data[name])
@@ -370,46 +370,135 @@ class ProjectView:
                     data = row[3] or {}
                 times = row[-2:] if with_times else (None, None)
                 views.append(RecordView(row[0], row[1], row[2], data, times[0], times[1]))
-            last_running = views[-1].running_id
             by_id = {v.id: v for v in views}
             chunk_ids = list(by_id)
             if task_ids and kinds:
                 self._load_labels(conn, by_id, chunk_ids, task_ids, kinds, wanted, with_times)
-                if (MANUAL, None) in wanted:
-                    for view in views:
-                        for tid in task_ids:
-                            assocs = view.groups.get((tid, (MANUAL, None)))
-                            if not assocs:
-                                continue
-                            kind = kind_of[tid]
-                            if len(assocs) == 1 and kind == CLASSIFICATION:
-                                view.valid[tid] = assocs[0].label  # one annotator, one label: the common case
-                                continue
-                            answer = valid_answer(kind, assocs)
-                            if answer is not None:
-                                view.valid[tid] = answer
-            for attr_id in token_attrs:
-                for rid, offsets in load_tokens(self.session, attribute_id=attr_id, record_ids=chunk_ids).items():
+            if task_ids and (MANUAL, None) in wanted:
+                for tid, valid in self._valid_in(task_ids, chunk_ids).items():
+                    for rid, answer in valid.items():
+                        by_id[rid].valid[tid] = answer
+            for attr_id, tokens in self._tokens_in(chunk_ids).items():
+                for rid, offsets in tokens.items():
                     by_id[rid].tokens[attr_id] = offsets
             yield views
+
+    def label_chunks(
+        self, *, attributes: list[Attribute] | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> Iterator[LabelChunk]:
+        """The exported records, ``chunk_size`` at a time, as :class:`LabelChunk` objects.
+
+        Each holds the values of ``attributes`` (default: the exported ones),
+        the valid manual answers when MANUAL is exported, the labels of the
+        other exported sources and the tokens extraction tasks need. Per chunk
+        this is one query for the records, one or two per task for the valid
+        manual answers (:func:`core.valid_labels.valid_manual_labels`) and one
+        per kind of machine source.
+        """
+        attributes = self.attributes if attributes is None else attributes
+        task_ids = [t.id or 0 for t in self.tasks]
+        machine = {s for s in self.sources if s != (MANUAL, None)}
+        kinds = sorted({kind for kind, _ in machine})
+        booleans = [i for i, a in enumerate(attributes) if a.data_type == AttributeType.BOOLEAN.value]
+        names = [a.name for a in attributes]
+        cols, extract = self._record_columns(attributes, False)
+        conn = self.session.connection()
+        for rows in self._pages(cols, raw=extract, chunk_size=chunk_size):
+            ids = [row[0] for row in rows]
+            values: list[Sequence[Any]] = []  # one sequence per attribute
+            if extract:
+                values += list(zip(*rows, strict=True))[3:]
+                for i in booleans:  # SQL gives 0 and 1
+                    values[i] = [None if v is None else bool(v) for v in values[i]]
+            else:
+                data = [row[3] or {} for row in rows]
+                values += [[d.get(name) for d in data] for name in names]
+            chunk = LabelChunk(ids, values)
+            if task_ids and (MANUAL, None) in self.sources:
+                chunk.valid = self._valid_in(task_ids, ids)
+            if task_ids and kinds:
+                chunk.machine = self._machine_labels(conn, ids, task_ids, kinds, machine)
+            chunk.tokens = self._tokens_in(ids)
+            yield chunk
+
+    def _machine_labels(
+        self, conn: Any, ids: list[int], task_ids: list[int], kinds: list[str], wanted: set[SourceKey]
+    ) -> dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]]:
+        """(task id, source) → record id → labels of a chunk's records, in the order they were written.
+
+        One query per source kind, with only the columns it needs: weak supervision has one source, so its
+        rows carry no provenance; token columns only when an extraction task is exported.
+        """
+        spans = any(self.is_extraction(t) for t in self.tasks)
+        in_chunk = set(ids)
+        out: dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]] = {}
+        for kind in kinds:
+            named = kind != WEAK_SUPERVISION
+            cols: list[Any] = [col(LabelAssociation.task_id), col(LabelAssociation.record_id),
+                               col(LabelAssociation.label_id), col(LabelAssociation.confidence)]
+            if spans:
+                cols += [col(LabelAssociation.token_start), col(LabelAssociation.token_end)]
+            if named:
+                cols += [col(LabelAssociation.heuristic_id), col(LabelAssociation.source_name)]
+            # The order of the (task, source, record) index, and within a record the order of writing.
+            stmt = (
+                select(*cols)
+                .where(col(LabelAssociation.task_id).in_(task_ids), col(LabelAssociation.source_type) == kind,
+                       _records_in(ids))
+                .order_by(col(LabelAssociation.task_id), col(LabelAssociation.record_id), col(LabelAssociation.id))
+            )
+            self._group_labels(fetch_rows(conn, stmt, raw=True), kind, in_chunk, wanted, spans=spans, named=named,
+                               out=out)
+        return out
+
+    def _group_labels(
+        self, rows: list[Any], kind: str, in_chunk: set[int], wanted: set[SourceKey], *, spans: bool, named: bool,
+        out: dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]],
+    ) -> None:
+        """Put rows ``(task id, record id, label id, confidence[, token start, end][, heuristic id, source
+        name])`` of one source kind into ``out``, leaving out records not in the chunk and sources not wanted."""
+        label_name = self.label_name
+        resolved: dict[tuple[int | None, str | None], SourceKey | None] = {}
+        fixed: SourceKey | None = (kind, None) if (kind, None) in wanted else None
+        last_task: int | None = None
+        last_source: SourceKey | None = None
+        by_record: dict[int, tuple[MachineLabel, ...]] = {}
+        for row in rows:
+            rid = row[1]
+            if rid not in in_chunk:
+                continue
+            source = fixed
+            if named:
+                origin = (row[-2], row[-1])
+                if origin in resolved:
+                    source = resolved[origin]
+                else:
+                    found = source_of(kind, origin[0], origin[1], self.heuristic_names)
+                    source = resolved[origin] = found if found in wanted else None
+            if source is None:
+                continue
+            if row[0] != last_task or source is not last_source:  # rows come task by task
+                last_task, last_source = row[0], source
+                by_record = out.setdefault((row[0], source), {})
+            label: MachineLabel = (label_name[row[2]], row[3], row[4], row[5]) if spans else \
+                (label_name[row[2]], row[3], None, None)
+            # Tuples, not lists: the garbage collector stops tracking tuples of plain values, so a chunk's
+            # labels do not pile up in the collector's oldest generation (full collections cost time).
+            group = by_record.get(rid)
+            by_record[rid] = (label,) if group is None else (*group, label)
 
     def _load_labels(
         self, conn: Any, by_id: dict[int, RecordView], chunk_ids: list[int], task_ids: list[int], kinds: list[str],
         wanted: set[SourceKey], with_times: bool,
     ) -> None:
         columns = _ASSOC_COLUMNS if with_times else _ASSOC_COLUMNS[:-3]
-        low, high = min(chunk_ids), max(chunk_ids)
-        # Records imported together have consecutive ids: a range scan of the (task, source, record) index
-        # beats thousands of lookups. Rows of records outside the chunk are skipped below.
-        records = (col(LabelAssociation.record_id).between(low, high) if high - low < 2 * len(chunk_ids)
-                   else col(LabelAssociation.record_id).in_(chunk_ids))
         stmt = (
             select(*columns)
             .where(
                 and_(
                     col(LabelAssociation.task_id).in_(task_ids),
                     col(LabelAssociation.source_type).in_(kinds),
-                    records,
+                    _records_in(chunk_ids),
                 )
             )
             .order_by(col(LabelAssociation.id))
@@ -441,6 +530,18 @@ class ProjectView:
                 group.append(assoc)
 
 
+def _records_in(ids: list[int]) -> Any:
+    """Label associations of these records: a range when the ids are nearly consecutive, else a list.
+
+    Records imported together have consecutive ids: a range scan of the (task, source, record) index beats
+    thousands of lookups. Rows of records outside the chunk must then be skipped by the caller.
+    """
+    low, high = min(ids), max(ids)
+    if high - low < 2 * len(ids):
+        return col(LabelAssociation.record_id).between(low, high)
+    return col(LabelAssociation.record_id).in_(ids)
+
+
 def fetch_rows(conn: Any, stmt: Any, *, raw: bool) -> list[Any]:
     """Rows of a select; ``raw`` runs it on the DB-API cursor and skips SQLAlchemy's row processing.
 
@@ -459,10 +560,6 @@ def fetch_rows(conn: Any, stmt: Any, *, raw: bool) -> list[Any]:
         cursor.close()
 
 
-def _db_kind(kind: str) -> str:
-    return SourceType.HEURISTIC.value if kind == HEURISTIC else SourceType.MODEL.value
-
-
 def _pick(items: list[Any], names: tuple[str, ...] | None, *, what: str) -> list[Any]:
     if names is None:
         return items
@@ -475,24 +572,7 @@ def _pick(items: list[Any], names: tuple[str, ...] | None, *, what: str) -> list
     return [item for item in items if item.name in chosen]
 
 
-def slice_record_ids(session: Session, *, project_id: int, name: str) -> set[int]:
-    """Record ids of a saved slice (a dynamic slice is evaluated now).
-
-    Raises
-    ------
-    NotFoundError
-        When no slice has that name (or this build has no slices).
-    """
-    try:
-        slices = importlib.import_module("core.slices")
-    except ImportError as e:
-        raise NotFoundError(f"No data slice named {name!r}: this build of Loupe has no saved slices.") from e
-    return {int(i) for i in slices.slice_record_ids(session, project_id=project_id, name=name)}
-
-
 def filter_record_ids(session: Session, *, project_id: int, filter_json: str) -> set[int]:
     """Record ids matching a data-browser filter (:class:`core.filters.Filter` as JSON)."""
-    from core.filters import Filter, compile_filter
-
     where = compile_filter(session, project_id=project_id, flt=Filter.from_json(filter_json), style="in")
     return {int(i) for i in session.execute(select(col(Record.id)).where(where)).scalars()}

@@ -1,0 +1,225 @@
+"""The chunked refinery export writes the same bytes as the straightforward record-by-record one.
+
+``reference_json`` is the export as it was written before it was made fast:
+every record a :class:`RecordView` holding all its label associations, one
+object built per record by dispatching on each task and source, one encoder
+call per object. The exported project has what the fast path treats
+specially: several annotators and gold stars, multi-label and extraction
+tasks, several machine labels per record (equal confidences, a missing
+confidence, overlapping spans), a heuristic known by id and one known only by
+the name it was imported with.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from core.exporters import ExportOptions, export_project, parse_rows
+from core.exporters.options import MANUAL
+from core.exporters.refinery import EXTRACTION, MULTILABEL, JsonLines, bio_tags, cell, manual_spans, plan_columns
+from core.exporters.view import Assoc, ProjectView, RecordView
+from core.store import session_scope
+from core.store.heuristics import Heuristic
+from core.store.projects import get_project
+from core.store.tasks import get_task
+from tests.fixtures_export import LabeledDemo, add_label, labeled_demo
+
+ALL_SOURCES = ("MANUAL", "WEAK_SUPERVISION", "HEURISTIC", "MODEL")
+
+
+def reference_rows(view: ProjectView) -> list[dict[str, Any]]:
+    """The export's objects, built record by record from :meth:`ProjectView.chunks`."""
+    columns = plan_columns(view)
+    out = []
+    for chunk in view.chunks(with_times=False, chunk_size=7):
+        for record in chunk:
+            row: dict[str, Any] = {}
+            for c in columns:
+                if c.attribute is not None:
+                    row[c.key] = record.data.get(c.attribute)
+                    continue
+                assert c.task is not None and c.source is not None
+                if c.source == (MANUAL, None):
+                    row[c.key] = _manual(view, record, c.task.id or 0, c.task.kind, c.task.attribute_id or 0)
+                else:
+                    value, confidence = _machine(view, record, c.task.id or 0, c.task.kind,
+                                                 c.task.attribute_id or 0, c.source)
+                    row[c.key] = confidence if c.confidence else value
+            out.append(row)
+    return out
+
+
+def _manual(view: ProjectView, record: RecordView, task_id: int, kind: str, attribute_id: int) -> Any:
+    answer = record.valid.get(task_id)
+    if kind == EXTRACTION:
+        return bio_tags(len(record.tokens.get(attribute_id, ())), manual_spans(answer))[0]
+    if isinstance(answer, frozenset):
+        return view.label_order(list(answer), task_id) if answer else None
+    return answer
+
+
+def _machine(view: ProjectView, record: RecordView, task_id: int, kind: str, attribute_id: int,
+             source: tuple[str, str | None]) -> tuple[Any, Any]:
+    assocs = record.by(task_id, source)
+    if kind == EXTRACTION:
+        spans = [(a.label, a.token_start, a.token_end, a.confidence) for a in assocs
+                 if a.token_start is not None and a.token_end is not None]
+        return bio_tags(len(record.tokens.get(attribute_id, ())), spans)
+    if not assocs:
+        return None, None
+    if len(assocs) == 1:
+        return assocs[0].label, assocs[0].confidence
+    if kind == MULTILABEL:
+        best: dict[str, Assoc] = {}
+        for a in assocs:
+            if a.label not in best or (a.confidence or 0.0) > (best[a.label].confidence or 0.0):
+                best[a.label] = a
+        names = view.label_order(list(best), task_id)
+        return names, [best[n].confidence for n in names]
+    top = max(assocs, key=lambda a: (a.confidence if a.confidence is not None else -1.0, a.id))
+    return top.label, top.confidence
+
+
+def reference_json(engine: Engine, project: str, options: ExportOptions) -> bytes:
+    encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    with session_scope(engine) as session:
+        rows = reference_rows(ProjectView.open(session, project=project, options=options))
+    body = ",\n".join(map(encode, rows))
+    return ("[\n" + body + "\n]\n" if rows else "[]\n").encode("utf-8")
+
+
+def reference_csv(engine: Engine, project: str, options: ExportOptions) -> str:
+    with session_scope(engine) as session:
+        view = ProjectView.open(session, project=project, options=options)
+        keys = [c.key for c in plan_columns(view)]
+        rows = reference_rows(view)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(keys)
+    writer.writerows([cell(v) for v in row.values()] for row in rows)
+    return text.getvalue()
+
+
+@pytest.fixture()
+def demo(engine: Engine) -> LabeledDemo:
+    """The labeled demo plus the labels the fast path has special cases for."""
+    demo = labeled_demo(engine)
+    keys = demo.keys
+    with session_scope(engine) as session:
+        project_id = get_project(session, demo.name).id or 0
+        spam = get_task(session, project_id, "spam")
+        heuristic = Heuristic(project_id=project_id, task_id=spam.id or 0, name="lf_check")
+        session.add(heuristic)
+        session.flush()
+
+        def add(**kw: Any) -> None:
+            add_label(session, project=demo.name, **kw)
+
+        for key in keys[:6]:
+            add_label(session, project=demo.name, key=key, task="spam", label="ham", source="HEURISTIC",
+                      source_name="lf_check").heuristic_id = heuristic.id
+        for i, key in enumerate(keys[:6]):  # multi-label weak supervision: repeats, a missing confidence
+            add(key=key, task="topics", label="music", source="WEAK_SUPERVISION", confidence=0.5)
+            add(key=key, task="topics", label="promo", source="WEAK_SUPERVISION", confidence=0.7 if i % 2 else None)
+            add(key=key, task="topics", label="music", source="WEAK_SUPERVISION", confidence=0.9 if i % 3 else 0.5)
+        for key in keys[6:9]:  # two single-label votes, one without confidence
+            add(key=key, task="spam", label="spam", source="WEAK_SUPERVISION", confidence=None)
+            add(key=key, task="spam", label="ham", source="WEAK_SUPERVISION", confidence=0.99)
+        add(key=keys[9], task="spam", label="spam", source="MODEL", source_name="zero-shot", confidence=0.8)
+        add(key=keys[9], task="spam", label="ham", source="MODEL", source_name="zero-shot", confidence=0.8)
+        add(key=keys[1], task="entities", label="LINK", source="WEAK_SUPERVISION", tokens=(0, 3), confidence=0.4)
+        add(key=keys[1], task="entities", label="CHANNEL", source="WEAK_SUPERVISION", tokens=(1, 2), confidence=0.7)
+        add(key=keys[1], task="entities", label="CHANNEL", source="HEURISTIC", source_name="imported_lf",
+            tokens=(2, 4))
+        add(key=keys[3], task="entities", label="LINK", annotator="bob", tokens=(1, 2))
+        add(key=keys[4], task="topics", label="other", annotator="carol", gold=True)
+        add(key=keys[4], task="topics", label="music", annotator="carol")
+        add(key=keys[5], task="topics", label="music", annotator="alice")
+        add(key=keys[5], task="topics", label="promo", annotator="bob")
+    return demo
+
+
+OPTION_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "all sources": {"sources": ALL_SOURCES},
+    "no confidence": {"sources": ALL_SOURCES, "confidence": False},
+    "labeled rows": {"sources": ALL_SOURCES, "rows": "labeled"},
+    "a slice": {"sources": ALL_SOURCES, "rows": "slice:first five"},
+    "min confidence": {"rows": "min-confidence:0.7"},
+    "custom columns": {"attributes": ("VIDEO", "CONTENT"), "tasks": ("topics", "spam"),
+                       "sources": ("HEURISTIC:lf_check", "MODEL")},
+}
+
+
+def test_chunked_export_writes_the_reference_bytes(engine: Engine, demo: LabeledDemo, tmp_path: Path) -> None:
+    for name, options in OPTION_SETS.items():  # one project for all: building it is the slow part
+        opts = ExportOptions(**{**options, "rows": parse_rows(options.get("rows", "all"))})
+        export_project(engine, project=demo.name, options=opts, out=tmp_path / "fast.json")
+        assert (tmp_path / "fast.json").read_bytes() == reference_json(engine, demo.name, opts), name
+    csv_options = ExportOptions(format="csv", sources=ALL_SOURCES)
+    export_project(engine, project=demo.name, options=csv_options, out=tmp_path / "fast.csv")
+    assert (tmp_path / "fast.csv").read_text(encoding="utf-8") == reference_csv(engine, demo.name, csv_options)
+    # The special cases are in the file, not only in the fixture.
+    export_project(engine, project=demo.name, options=ExportOptions(sources=ALL_SOURCES), out=tmp_path / "all.json")
+    rows = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
+    assert rows[0]["__spam__INFORMATION_SOURCE__lf_check"] == "ham"
+    assert "__spam__INFORMATION_SOURCE__imported_lf" not in rows[1]  # a column only where it labeled
+    assert rows[1]["CONTENT__entities__INFORMATION_SOURCE__imported_lf"][2:4] == ["B-CHANNEL", "I-CHANNEL"]
+    assert rows[6]["__spam__WEAK_SUPERVISION"] == "ham" and rows[6]["__spam__WEAK_SUPERVISION__confidence"] == 0.99
+    assert rows[9]["__spam__MODEL_CALLBACK__zero-shot"] == "ham"  # equal confidences: the last written
+    assert rows[0]["__topics__WEAK_SUPERVISION"] == ["music", "promo"]
+    assert rows[0]["__topics__WEAK_SUPERVISION__confidence"] == [0.5, None]
+    assert rows[4]["__topics__MANUAL"] == ["music", "other"]  # carol's whole answer carries the gold star
+    assert rows[5]["__topics__MANUAL"] is None  # alice and bob disagree, no gold
+
+
+class Word(str):
+    pass
+
+
+class Size(IntEnum):
+    BIG = 3
+
+
+def test_json_lines_write_what_the_encoder_writes() -> None:
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+    tricky = ['say "hi"', "back\\slash", "tab\tnew\nline\x00\x1f\x7f", "ünï € 😀 \u2028", "%s %d %% 100%", "], [",
+              "}, {", '"}, {"a": 1', ""]
+    rows = [
+        {"text": t, "n": n, "f": f, "b": b, "none": None, "tags": tags, "conf": [f, 0.0], "mixed": mixed}
+        for t, n, f, b, tags, mixed in zip(
+            tricky,
+            [0, -1, 10**30, True, False, 7, 2**63, -(2**70), 42],
+            [0.1, 1e-7, 1e22, -0.0, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, 1.0, 100.0],
+            [True, False, None, 1, 0.5, "x", [], {}, None],
+            [["B-X", "I-X"], [], ["O"], ["], [", 'a"b'], ["%s"], [0.0, 0.83], [None], [1, 2], ["O"]],
+            [None, Word("one"), ["a", "b"], {"k": "v", "%": [1, {"x": None}]}, Size.BIG, 2.5, [[1], [2]], (1, 2), "z"],
+            strict=True,
+        )
+    ]
+    keys = list(rows[0])
+    columns = [[row[k] for row in rows] for k in keys]
+    expected = ",\n".join(map(encoder.encode, rows))
+    assert JsonLines(keys).encode(columns, len(rows)) == expected
+    # List columns in one encoder call: split between items, or value by value when a string holds "], [".
+    lists = {keys.index("tags"), keys.index("conf")}
+    assert JsonLines(keys, list_positions=lists).encode(columns, len(rows)) == expected
+    odd_keys = ['a "quoted" key', "100%", "%s", "", "ключ"]
+    odd = [dict(zip(odd_keys, values, strict=True)) for values in [(1, 2, 3, 4, 5), ("a", None, 0.5, [], True)]]
+    odd_columns = [[r[k] for r in odd] for k in odd_keys]
+    assert JsonLines(odd_keys).encode(odd_columns, 2) == ",\n".join(map(encoder.encode, odd))
+    # Repeated keys collapse as in a dict; no keys at all still give one object per record.
+    assert JsonLines(["a", "a"]).encode([[1, 2], [3, 4]], 2) == '{"a": 3},\n{"a": 4}'
+    assert JsonLines([]).encode([], 3) == "{},\n{},\n{}"
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        JsonLines(["x"]).encode([[float("nan")]], 1)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        JsonLines(["x"], list_positions={0}).encode([[[1.0, float("inf")]]], 1)
