@@ -437,3 +437,98 @@ def frame_for_ids(session: Session, *, project_id: int, record_ids: Iterable[int
     ctx = FilterContext(session, project_id)
     return page_frame(session, record_ids=list(record_ids), attributes=list(ctx.attributes.values()),
                       tasks=list(ctx.tasks.values()))
+
+
+# --- what a filter builder offers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """A task as the filter builder offers it: its labels and the heuristics that vote on it."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    heuristics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """The names a filter of the project can use, read in a handful of small queries.
+
+    Attributes
+    ----------
+    attributes
+        Attribute name → data type, in column order.
+    tasks
+        Tasks in creation order.
+    annotators
+        Annotators with manual labels in the project, by name.
+    slices
+        ``(name, kind)`` of the saved data slices, by name.
+    """
+
+    attributes: dict[str, str]
+    tasks: tuple[TaskChoice, ...]
+    annotators: tuple[str, ...]
+    slices: tuple[tuple[str, str], ...]
+
+    def task(self, name: str) -> TaskChoice | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+
+def filter_choices(session: Session, *, project_id: int) -> FilterChoices:
+    """Attributes, tasks (labels, heuristics), annotators and slices of the project, for a filter builder.
+
+    Heuristics are read from the heuristics table (not from their votes), so the
+    cost does not grow with the number of records.
+    """
+    from core.labeling import list_annotators
+    from core.store.heuristics import Heuristic
+    from core.store.slices import list_slices
+
+    ctx = FilterContext(session, project_id)
+    heuristics: dict[int, list[str]] = defaultdict(list)
+    table = Heuristic.__table__  # type: ignore[attr-defined]
+    stmt = select(table.c.task_id, table.c.name).where(table.c.project_id == project_id).order_by(table.c.name)
+    for task_id, name in session.execute(stmt).all():
+        heuristics[int(task_id)].append(str(name))
+    labels: dict[int, list[str]] = defaultdict(list)
+    task_ids = [t.id for t in ctx.tasks.values()]
+    if task_ids:
+        rows = session.execute(select(LABEL.c.task_id, LABEL.c.name).where(LABEL.c.task_id.in_(task_ids))
+                               .order_by(LABEL.c.position, LABEL.c.id)).all()
+        for task_id, name in rows:
+            labels[int(task_id)].append(str(name))
+    tasks = tuple(
+        TaskChoice(name=t.name, kind=str(t.kind), labels=tuple(labels[t.id or 0]),
+                   heuristics=tuple(heuristics[t.id or 0]))
+        for t in ctx.tasks.values()
+    )
+    return FilterChoices(
+        attributes={a.name: str(a.data_type) for a in ctx.attributes.values()},
+        tasks=tasks,
+        annotators=tuple(a.name for a in list_annotators(session, project_id=project_id)),
+        slices=tuple((s.name, str(s.kind)) for s in list_slices(session, project_id)),
+    )
+
+
+def distinct_values(session: Session, *, project_id: int, attribute: str, limit: int = 100) -> list[str]:
+    """Up to ``limit`` distinct non-empty values of an attribute, most frequent first (ties by value).
+
+    Meant for category attributes, whose values a filter offers to pick from.
+    """
+    from core.store.records import attribute_expr
+
+    ctx = FilterContext(session, project_id)
+    found = ctx.attributes.get(attribute)
+    if found is None:
+        known = ", ".join(ctx.attributes) or "none"
+        raise ValidationError(f"No attribute {attribute!r} in this project. Attributes: {known}.")
+    expr = attribute_expr(found)
+    n = func.count()
+    stmt = (
+        select(expr, n).where(RECORD.c.project_id == project_id, expr.is_not(None))
+        .group_by(expr).order_by(n.desc(), expr).limit(limit)
+    )
+    return [str(v) for v, _ in session.execute(stmt).all() if str(v) != ""]

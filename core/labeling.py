@@ -10,6 +10,9 @@ of token spans, where spans of different labels may not overlap.
 
 :func:`run_write` runs a write in its own transaction and retries it when the
 database reports a lock or serialization conflict.
+
+A new manual span also adds its text to the lookup list named after its label
+(:func:`core.lookup.add_manual_span_terms`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -242,6 +245,7 @@ def update_answer(
         .values(version=ManualAnswer.version + 1, updated_at=now)
     )
     session.flush()
+    _feed_lookup_lists(session, task=task, record_id=record_id, spans=added, offsets=offsets)
     labeled = bool(new) or _others_labeled(session, task_id=task_id, record_id=record_id, annotator_id=annotator_id)
     after = Status.LABELED if labeled else Status.UNLABELED
     if after is not before:
@@ -249,6 +253,27 @@ def update_answer(
                    by=annotator_id, current=before)
     bump_revision(session, task.project_id)
     return WriteResult(changed=True, status=after, labels=_names(session, task, new))
+
+
+def _feed_lookup_lists(session: Session, *, task: LabelingTask, record_id: int, spans: set[Part],
+                       offsets: list[list[int]]) -> None:
+    """Add the text of each new manual span to the lookup list named after its label (refinery does the same).
+
+    Every manual span write goes through :func:`update_answer`, so this one call covers
+    :func:`add_span`, :func:`label` and accepting a suggestion. A span longer than a
+    lookup term may be (a whole paragraph) labels the record but feeds no list.
+    """
+    from core.lookup import MAX_TERM_LENGTH, add_manual_span_terms
+
+    if task.kind != TaskKind.EXTRACTION or task.attribute_id is None:
+        return
+    names = {lb.id: lb.name for lb in task_labels(session, task.id or 0)}
+    for label_id, start, end in sorted(spans, key=lambda p: (p[1] or 0, p[0])):
+        if start is None or end is None or end > len(offsets) or \
+                offsets[end - 1][1] - offsets[start][0] > MAX_TERM_LENGTH:
+            continue
+        add_manual_span_terms(session, task_id=task.id or 0, record_id=record_id, label=names[label_id],
+                              token_start=start, token_end=end)
 
 
 def _names(session: Session, task: LabelingTask, parts: set[Part]) -> tuple[str, ...]:
@@ -347,7 +372,10 @@ def _tokens(start: int, end: int) -> str:
 
 def add_span(session: Session, *, task_id: int, record_id: int, annotator_id: int, label: str | int | Label,
              token_start: int, token_end: int, seconds_spent: float | None = None) -> WriteResult:
-    """Mark tokens ``[token_start, token_end)`` of the task's attribute with a label (extraction)."""
+    """Mark tokens ``[token_start, token_end)`` of the task's attribute with a label (extraction).
+
+    The span's text is added to the lookup list named after the label (created when missing).
+    """
 
     def change(current: set[Part], task: LabelingTask, record: Record) -> set[Part]:
         _require_kind(task, TaskKind.EXTRACTION)

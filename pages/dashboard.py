@@ -1,16 +1,20 @@
-"""Dashboard: one task's label quality for a meeting — progress, distributions, confusion, errors."""
+"""Dashboard: one task's label quality — progress, distributions, confusion, agreement, heuristics, errors.
+
+Every number can be narrowed to a saved data slice; the "present" layout shows one chart per screen.
+"""
 
 import streamlit as st
 
 from core.errors import LoupeError
 from ui import browser_cached as cached
-from ui.browser_charts import annotator_chart, confidence_chart, confusion_chart, distribution_chart
+from ui.dashboard_sections import SECTIONS, View, render_normal, render_present
 from ui.feedback import show_error
 from ui.project import project_caption, require_project
-from ui.resources import database_url
+from ui.resources import DASHBOARD_SLICE_KEY, database_url
 from ui.text import escape_markdown
 
 ALL_RECORDS = "All records"
+SLICE_KEY, PRESENT_KEY, SLIDE_KEY = "dashboard.slice", "dashboard.present", "dashboard.slide"
 
 st.title("Dashboard")
 ref = require_project()
@@ -21,101 +25,46 @@ if not tasks:
     st.info("This project has no labeling task yet: create one on the Overview page.", icon=":material/info:")
     st.stop()
 
-task_col, slice_col = st.columns(2)
-names = [name for name, _ in tasks]
-task = task_col.selectbox("Task", names, key="dashboard.task")
-picked = slice_col.selectbox("Records", [ALL_RECORDS, *cached.slice_names(url, ref.id, ref.revision)],
-                             key="dashboard.slice", help="Restrict every number to a saved data slice.")
+slice_names = cached.slice_names(url, ref.id, ref.revision)
+wanted = st.session_state.pop(DASHBOARD_SLICE_KEY, None)  # another page asked for a slice's numbers
+if wanted in slice_names:
+    st.session_state[SLICE_KEY] = wanted
+if st.session_state.get(SLICE_KEY) not in (ALL_RECORDS, *slice_names):  # deleted, or another project's
+    st.session_state.pop(SLICE_KEY, None)
+
+task_col, slice_col, present_col = st.columns([2, 2, 1], vertical_alignment="bottom")
+task = task_col.selectbox("Task", [name for name, _ in tasks], key="dashboard.task")
+picked = slice_col.selectbox("Records", [ALL_RECORDS, *slice_names], key=SLICE_KEY,
+                             help="Restrict every number to a saved data slice.")
+present = present_col.toggle("Present", key=PRESENT_KEY, help="Wide, large text, one chart per screen: for meetings.")
 slice_name = None if picked == ALL_RECORDS else picked
 try:
     with st.spinner("Computing…"):
-        m = cached.metrics(url, ref.id, ref.revision, task, slice_name)
+        metrics = cached.metrics(url, ref.id, ref.revision, task, slice_name)
 except LoupeError as error:
     show_error(error)
     st.stop()
 
-progress = dict(zip(m.progress["measure"], m.progress["records"], strict=True))
-cols = st.columns(4)
-cols[0].metric("Records", f"{progress['records']:,}")
-cols[1].metric("Labeled manually", f"{progress['labeled manually']:,}",
-               help="Records with a manual label from at least one annotator.")
-cols[2].metric("Valid manual label", f"{progress['valid manual label']:,}",
-               help="One annotator, the gold-starred answer, or the answer all annotators agree on.")
-cols[3].metric("Weakly supervised", f"{progress['weakly supervised']:,}")
-if m.records:
-    st.progress(min(1.0, progress["labeled manually"] / m.records),
-                text=f"{progress['labeled manually'] / m.records:.0%} labeled manually")
+view = View(metrics=metrics, database_url=url, project_id=ref.id, revision=ref.revision, slice_name=slice_name,
+            big=present)
+if slice_name:
+    st.caption(f"Numbers of the slice **{escape_markdown(slice_name)}** only: {metrics.records:,} records.")
+if not present:
+    render_normal(view)
+    st.stop()
 
-left, right = st.columns(2, gap="large")
-with left:
-    st.subheader("Label distribution")
-    if m.distribution.to_numpy().sum():
-        st.plotly_chart(distribution_chart(m.distribution), width="stretch", key="dashboard.distribution")
-    else:
-        st.info("No labels yet.")
-with right:
-    st.subheader("Weak-supervision confidence")
-    if m.confidence["count"].sum():
-        st.plotly_chart(confidence_chart(m.confidence), width="stretch", key="dashboard.confidence")
-    else:
-        st.info("No weak-supervision labels yet: run a label model on the Heuristics page.")
+slides = list(SECTIONS)
+position = min(int(st.session_state.get(SLIDE_KEY, 0)), len(slides) - 1)
 
-st.subheader("Manual labels vs weak supervision")
-level = {"token": "per token (O = outside every span)", "label set": "per record, as label sets"}.get(
-    m.confusion_level, "per record")
-st.caption(f"Rows: valid manual labels; columns: weak supervision; {level}. Colour and percentages are row rates.")
-if m.confusion.to_numpy().sum():
-    st.plotly_chart(confusion_chart(m.confusion, m.confusion_rates), width="stretch", key="dashboard.confusion")
-else:
-    st.info("No record has both a valid manual label and a weak-supervision label yet.")
 
-people, agreement = st.columns(2, gap="large")
-with people:
-    st.subheader("Progress by annotator")
-    if m.by_annotator.empty:
-        st.info("No manual labels yet.")
-    else:
-        st.plotly_chart(annotator_chart(m.by_annotator), width="stretch", key="dashboard.annotators")
-with agreement:
-    st.subheader("Annotator agreement")
-    report = m.agreement
-    if report is None or report.pairs.empty:
-        st.info("Agreement needs records labeled by two annotators or more.")
-    else:
-        st.metric("Krippendorff's alpha", "–" if report.alpha != report.alpha else f"{report.alpha:.2f}",
-                  help=f"Over {report.items:,} record(s) labeled by two or more annotators ({report.level} level).")
-        st.dataframe(report.pairs, hide_index=True, width="stretch",
-                     column_config={"percent": st.column_config.NumberColumn("agreement %", format="%.1f"),
-                                    "cohen_kappa": st.column_config.NumberColumn("Cohen's κ", format="%.2f")})
+def _move(delta: int) -> None:
+    st.session_state[SLIDE_KEY] = max(0, min(len(slides) - 1, position + delta))
 
-st.subheader("Heuristics")
-if m.heuristics.empty:
-    st.info("No heuristic has labeled these records yet.")
-else:
-    st.dataframe(m.heuristics, hide_index=True, width="stretch",
-                 column_config={"est_precision": st.column_config.ProgressColumn("est. precision", min_value=0.0,
-                                                                                 max_value=1.0, format="%.2f")})
 
-st.subheader("Likely label errors")
-kind = dict(tasks)[task]
-if kind != "classification":
-    st.caption(f"Label errors are searched for classification tasks; {escape_markdown(task)} is a task of "
-               f"kind {kind}.")
-else:
-    st.caption("Manual labels that a classifier on the records' embeddings, cross-validated, confidently "
-               "disagrees with (confident learning). Lowest score first: the most likely errors.")
-    key = f"dashboard.errors.{ref.id}.{task}.{slice_name}"
-    if st.button("Find likely label errors", icon=":material/troubleshoot:", key="dashboard.find_errors"):
-        st.session_state[key] = True
-    if st.session_state.get(key):
-        try:
-            with st.spinner("Cross-validating a classifier on the embeddings…"):
-                errors = cached.label_errors(url, ref.id, ref.revision, task, slice_name)
-        except LoupeError as error:
-            show_error(error)
-        else:
-            if errors.empty:
-                st.success("No likely label errors found.")
-            else:
-                st.dataframe(errors.drop(columns=["record_id"]), hide_index=True, width="stretch",
-                             column_config={"id": "record", "score": st.column_config.NumberColumn(format="%.3f")})
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.button("Previous", icon=":material/arrow_back:", key="dashboard.previous", on_click=_move, args=(-1,),
+              disabled=position == 0, shortcut="Left")
+    st.markdown(f"**{position + 1} / {len(slides)}** · {slides[position]}", width="content")
+    st.button("Next", icon=":material/arrow_forward:", key="dashboard.next", on_click=_move, args=(1,),
+              disabled=position == len(slides) - 1, shortcut="Right")
+render_present(view, slides[position])

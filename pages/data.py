@@ -1,74 +1,95 @@
-"""Data: the current project's records, one page at a time, searched and sorted in SQL."""
+"""Data: browse the project's records, filtered, sorted and paged in SQL; slices, bulk actions, comments."""
 
+import json
 import math
 
 import streamlit as st
 
 from core.errors import LoupeError
-from ui import cached
-from ui.grid import records_grid
+from ui import browser_cached as cached
+from ui import browser_filters as filters
+from ui.browser_bulk import bulk_button
+from ui.browser_comments import comments_panel
+from ui.browser_slices import slices_panel
+from ui.export_dialog import render_export_buttons
+from ui.feedback import show_error, show_flash
+from ui.grid import browse_grid
 from ui.project import PROJECTS_PAGE, project_caption, require_project
 from ui.resources import database_url
-from ui.text import escape_markdown
 
 PAGE_KEY = "data.page"
-QUERY_KEY = "data.query"  # the search, sort and page size the current page number belongs to
+QUERY_KEY = "data.query"  # the filter, sort and page size the current page number belongs to
 PAGE_SIZES = [25, 50, 100]
-IMPORT_ORDER = "(import order)"
 
 st.title("Data")
 ref = require_project()
 project_caption(ref)
+show_flash()
 url = database_url()
-types = cached.attribute_types(url, ref.id, ref.revision)
-if not types:
+choices = cached.choices(url, ref.id, ref.revision)
+if not choices.attributes:
     st.info("This project has no records yet: import a file on the Projects page.")
     st.page_link(PROJECTS_PAGE, label="Go to Projects", icon=":material/folder_open:")
     st.stop()
 
+filters.presets(choices)
 search_col, sort_col, order_col, size_col = st.columns([4, 2, 1, 1], vertical_alignment="bottom")
-search = search_col.text_input(
-    "Search", placeholder="Text in any text or category attribute, or a record id", key="data.search"
-).strip()
-sort_by = sort_col.selectbox("Sort by", [IMPORT_ORDER, *types], key="data.sort")
-descending = order_col.toggle("Descending", key="data.descending", disabled=sort_by == IMPORT_ORDER)
+with search_col:
+    search = filters.search_box()
+order = filters.sort_controls(choices, sort_col, order_col)
 page_size = size_col.selectbox("Rows per page", PAGE_SIZES, index=1, key="data.page_size")
+filters.condition_builder(url, ref.id, ref.revision, choices)
+filters.active_conditions()
+flt = filters.with_search(filters.current_filter(), search)
+filter_json, sort_json = flt.to_json(), json.dumps(order.to_dict(), sort_keys=True)
 
-# A new search, sort or page size starts again at page 1.
-query = (ref.id, search, sort_by, descending, page_size)
+# A new filter, sort or page size starts again at page 1.
+query = (ref.id, filter_json, sort_json, page_size)
 if st.session_state.get(QUERY_KEY) != query:
     st.session_state[QUERY_KEY] = query
     st.session_state.pop(PAGE_KEY, None)
 page = st.session_state.get(PAGE_KEY, 1)
+header = st.container()  # the count and the pager: filled after the rows, which come first
 
 
 def fetch(page_no: int):
-    return cached.record_page(
-        url, ref.id, ref.revision, offset=(page_no - 1) * page_size, limit=page_size, search=search,
-        sort_by=None if sort_by == IMPORT_ORDER else sort_by, descending=descending,
-    )  # fmt: skip
+    return cached.page(url, ref.id, ref.revision, filter_json, sort_json, (page_no - 1) * page_size, page_size)
 
 
 try:
     result = fetch(page)
-    pages = max(1, math.ceil(result.total / page_size))
-    if page > pages:  # the data shrank since this page number was chosen: start again
+    if result.frame.empty and page > 1:  # the data shrank since this page number was chosen: start again
         page = 1
         st.session_state.pop(PAGE_KEY, None)
         result = fetch(page)
 except LoupeError as e:
-    st.error(escape_markdown(str(e)))
+    show_error(e)
     st.stop()
 
-count_col, pager_col = st.columns([1, 1], vertical_alignment="center")
-noun = "record" if result.total == 1 else "records"
-matching = f" match “{escape_markdown(search)}”" if search else ""
-shown = f" · showing {result.offset + 1}–{result.offset + len(result.rows)}" if result.rows else ""
-count_col.markdown(f"**{result.total} {noun}**{matching}{shown} · page {page} of {pages}")
-with pager_col, st.container(horizontal_alignment="right"):
-    st.pagination(pages, key=PAGE_KEY, max_visible_pages=7)
-
-if result.rows:
-    records_grid(result.rows, types, key=f"data.grid.{ref.id}")
+if result.frame.empty:
+    st.info("No record matches this filter." if flt else "No records.", icon=":material/filter_alt_off:")
 else:
-    st.info("No record matches this search.")
+    browse_grid(result.frame, choices.attributes, result.tasks, key=f"data.grid.{ref.id}")
+
+total = cached.count(url, ref.id, ref.revision, filter_json)
+pages = max(1, math.ceil(total / page_size))
+with header:
+    count_col, pager_col = st.columns([1, 1], vertical_alignment="center")
+    noun = "record" if total == 1 else "records"
+    matching = (" matches" if total == 1 else " match") + " the filter" if flt else ""
+    first = result.offset + 1
+    shown = f" · showing {first}–{result.offset + len(result.frame)}" if len(result.frame) else ""
+    count_col.markdown(f"**{total} {noun}**{matching}{shown} · page {page} of {pages}")
+    with pager_col, st.container(horizontal_alignment="right"):
+        st.pagination(pages, key=PAGE_KEY, max_visible_pages=7)
+
+slices_tab, bulk_tab, record_tab = st.tabs(["Slices", "Bulk actions and export", "Comments and similar records"])
+with slices_tab:
+    slices_panel(url, ref, flt, total)
+with bulk_tab:
+    st.caption("Act on every record the filter matches, not only on this page. Each action is one transaction "
+               "and asks to confirm the count first.")
+    bulk_button(ref.id, choices, flt, total)
+    render_export_buttons(ref.name, filter_json=filter_json if flt else None)
+with record_tab:
+    comments_panel(ref, result, choices.attributes)

@@ -12,10 +12,12 @@ from core.store.tasks import list_tasks
 from ui.feedback import show_error, show_flash
 from ui.labeling_actions import NONCE_KEY, Context, on_action, pending_error
 from ui.labeling_controls import navigation, settings, task_controls, token_picker
-from ui.labeling_state import Queue, annotator_id
+from ui.labeling_state import Queue, annotator_id, open_requested, requested_record
 from ui.labeling_view import record_html
 from ui.project import project_caption, require_project
 from ui.resources import engine
+from ui.similar import render_find_similar
+from ui.text import escape_markdown
 
 st.title("Labeling")
 ref = require_project()
@@ -32,7 +34,10 @@ if not tasks:
 
 config = settings(tasks, slices)
 if not config.annotator:
-    st.info("Enter your name in the sidebar to start labeling: labels are stored per annotator.",
+    # A record another page opened stays requested until there is someone to label it.
+    wanted = requested_record()
+    then = f" Record {escape_markdown(wanted)} opens then." if wanted is not None else ""
+    st.info(f"Enter your name in the sidebar to start labeling: labels are stored per annotator.{then}",
             icon=":material/person:")
     st.stop()
 try:
@@ -51,6 +56,10 @@ try:
 except LoupeError as e:
     show_error(e)
     st.stop()
+try:
+    open_requested(queue, project_id=ref.id)  # a record opened from Search, Data or the Dashboard
+except LoupeError as e:
+    show_error(e)
 
 record_id = queue.current()
 if record_id is None:
@@ -93,6 +102,7 @@ with text_col:
     if focus.kind == TaskKind.EXTRACTION and focus.attribute:
         text = next((str(v) for n, _, v in record.values if n == focus.attribute and v is not None), "")
         tokens = token_picker(focus, text, nonce=st.session_state.get(NONCE_KEY, 0))
+    render_find_similar(ref.name, record.key, k=5, key="labeling.similar")
 with controls_col:
     for task in sorted(record.tasks, key=lambda t: t.id != focus.id):
         task_controls(task, focus=task.id == focus.id, tokens=tokens if task.id == focus.id else None, on_action=act)

@@ -135,3 +135,25 @@ def test_bad_pages_and_sorts_are_refused(engine: Engine, fx: BrowseFixture) -> N
             ordered_ids(session, project_id=fx.project_id, sort=Sort(SortBy.ATTRIBUTE, attribute="nope"))
         with pytest.raises(ValidationError, match="needs a task"):
             ordered_ids(session, project_id=fx.project_id, sort=Sort(SortBy.CONFIDENCE))
+
+
+def test_filter_choices_name_what_a_filter_can_use(engine: Engine, fx: BrowseFixture) -> None:
+    from core.browse import distinct_values, filter_choices
+    from core.slices import save_filter_slice
+
+    with session_scope(engine) as session:
+        save_filter_slice(session, project_id=fx.project_id, name="ads", flt=Filter(), kind="static")
+        choices = filter_choices(session, project_id=fx.project_id)
+        assert choices.attributes == {"text": "TEXT", "channel": "CATEGORY", "length": "INTEGER", "score": "FLOAT",
+                                      "flag": "BOOLEAN"}
+        spam = choices.task("spam")
+        assert spam is not None and (spam.kind, spam.labels) == ("classification", ("spam", "ham"))
+        assert [t.name for t in choices.tasks] == ["spam", "ner"]
+        assert choices.annotators == ("alice", "bob")
+        assert choices.slices == (("ads", "static"),)
+        # Most frequent first, then by value; a record without the attribute adds nothing.
+        assert distinct_values(session, project_id=fx.project_id, attribute="channel") == ["Ads", "Personal", "Work",
+                                                                                          "ads"]
+        assert distinct_values(session, project_id=fx.project_id, attribute="channel", limit=1) == ["Ads"]
+        with pytest.raises(ValidationError, match="No attribute 'nope'"):
+            distinct_values(session, project_id=fx.project_id, attribute="nope")

@@ -503,9 +503,9 @@ def test_xlsx_cells_holding_json_lists_become_multilabel_answers(db_engine: Engi
     import pandas as pd
 
     path = tmp_path / "topics.xlsx"
-    pd.DataFrame(
-        {"text": ["rates and loans", "match report", "no topic"], "__topics": ['["finance", "news"]', '["sport"]', None]}
-    ).to_excel(path, index=False)
+    topics = ['["finance", "news"]', '["sport"]', None]
+    frame = pd.DataFrame({"text": ["rates and loans", "match report", "no topic"], "__topics": topics})
+    frame.to_excel(path, index=False)
     import_file(db_engine, project="p", path=path)
     with session_scope(db_engine) as session:
         task = session.execute(select(LabelingTask)).scalars().one()

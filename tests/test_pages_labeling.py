@@ -13,14 +13,16 @@ from core.store import session_scope
 from core.store.models import Annotator, Label, LabelAssociation
 from core.store.workflow import LabelReview, Status, get_status
 from tests.conftest import REPO
+from tests.fixtures_embeddings import EmbeddedProject, embedded_project_fixture, embedding_model_fixture  # noqa: F401
 from tests.fixtures_labeling import LabelingProject, labeling_project_fixture  # noqa: F401
+from ui.resources import OPEN_RECORD_KEY
 
 NAME_INPUT = "labeling.annotator.input"
 
 
-def _app(page: str) -> AppTest:
+def _app(page: str, project: str = "reviews") -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    at.session_state["project"] = "reviews"
+    at.session_state["project"] = project
     at.run()
     at.switch_page(page)
     return at.run()
@@ -131,6 +133,63 @@ def test_multilabel_toggles_and_spans_with_overlap_refused(labeling_project: Lab
     assert not at.exception
     at.button(key=f"labeling.unspan.{p.entities}.8.3.4").click().run()
     assert _manual(p, p.entities) == []
+
+
+def test_a_record_opened_from_another_page_is_shown_first(labeling_project: LabelingProject,
+                                                          loupe_home: Path) -> None:
+    p = labeling_project
+    with session_scope(p.engine) as s:
+        alice = get_or_create_annotator(s, "alice").id or 0
+        set_label(s, task_id=p.sentiment, record_id=p.record_ids[4], annotator_id=alice, label="negative")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.session_state["project"] = "reviews"
+    at.run()
+    at.session_state[OPEN_RECORD_KEY] = "5"  # what ui.similar.open_in_labeling does before switching pages
+    at.switch_page("pages/labeling.py").run()
+    assert "Record 5 opens then" in at.info[0].value  # kept until someone can label it
+    assert OPEN_RECORD_KEY in at.session_state
+    at.sidebar.text_input(key=NAME_INPUT).input("alice").run()
+    assert not at.exception, at.exception
+    # Record 5 is labeled, so not in alice's queue: it is put in front, with her label shown.
+    assert "Bob works for Google" in _record_html(at)
+    assert "Record 1 of 6 in this queue" in [c.value for c in at.caption]
+    assert at.button(key=f"labeling.label.{p.sentiment}.2").proto.type == "primary"
+    assert OPEN_RECORD_KEY not in at.session_state
+    assert at.expander[0].label == "Find similar records"  # no embeddings here: the panel says so
+    at.button(key="labeling.next").click().run()
+    assert "Great phone" in _record_html(at)  # the queue goes on where it was
+    at.session_state[OPEN_RECORD_KEY] = "3"  # a record of the queue moves in front of the current one
+    at.run()
+    assert "Alice said" in _record_html(at)
+    assert "Record 2 of 6 in this queue" in [c.value for c in at.caption]
+    at.button(key="labeling.next").click().run()
+    assert "Great phone" in _record_html(at)
+    at.session_state[OPEN_RECORD_KEY] = "99"
+    at.run()
+    assert "No record with id '99'" in at.error[0].value
+    assert "Great phone" in _record_html(at)
+    at.run()
+    assert not at.error  # a bad key is reported once
+
+
+def test_find_similar_on_the_labeling_page(embedded_project: EmbeddedProject, loupe_home: Path) -> None:
+    at = _app("pages/labeling.py", project="news")
+    at.sidebar.text_input(key=NAME_INPUT).input("alice").run()
+    assert not at.exception, at.exception
+    assert "The striker scored twice" in _record_html(at)
+    assert at.expander[0].label == "Find similar records" and not at.dataframe
+    at.button(key="labeling.similar.run").click().run()
+    assert not at.exception, at.exception
+    grid = at.dataframe[0]
+    assert [str(i) for i in grid.value["id"]][:2] == ["2", "6"] and len(grid.value) == 5
+    # Selecting the near-duplicate opens it here (ui.similar.open_in_labeling), in front of the queue.
+    at.session_state[grid.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert "The striker scored two goals" in _record_html(at)
+    assert "Record 1 of 16 in this queue" in [c.value for c in at.caption]
+    at.button(key="labeling.next").click().run()
+    assert "The striker scored twice" in _record_html(at)
 
 
 def test_record_text_is_escaped(labeling_project: LabelingProject, loupe_home: Path) -> None:

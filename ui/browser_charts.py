@@ -1,4 +1,8 @@
-"""Plotly figures of the dashboard, built from core's DataFrames (no computing here)."""
+"""Plotly figures of the dashboard, built from core's DataFrames (no computing here).
+
+Every figure takes ``big``: the dashboard's "present" layout draws one chart per screen, taller
+and with larger text.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,39 @@ import plotly.graph_objects as go
 
 MANUAL_COLOR, WEAK_COLOR = "#4E79A7", "#F28E2B"
 MARGIN = {"l": 0, "r": 0, "t": 10, "b": 0}
+BIG_HEIGHT, BIG_FONT = 500, 20
 
 
-def distribution_chart(distribution: pd.DataFrame) -> go.Figure:
+def _style(figure: go.Figure, *, height: int, big: bool) -> go.Figure:
+    figure.update_layout(margin=MARGIN, height=BIG_HEIGHT if big else height)
+    if big:  # Streamlit's chart theme sets its own tick and title sizes: override each of them
+        figure.update_layout(font_size=BIG_FONT, legend_font_size=BIG_FONT)
+        figure.update_traces(textfont_size=BIG_FONT)
+        for axes in (figure.update_xaxes, figure.update_yaxes):
+            axes(tickfont_size=BIG_FONT, title_font_size=BIG_FONT)
+    return figure
+
+
+def distribution_chart(distribution: pd.DataFrame, *, big: bool = False) -> go.Figure:
     """Grouped bars: valid manual labels next to weak-supervision labels, per label."""
     frame = distribution.reset_index().melt(id_vars="label", var_name="source", value_name="count")
     frame["source"] = frame["source"].map({"manual": "manual (valid)", "weak_supervision": "weak supervision"})
-    figure = px.bar(frame, x="label", y="count", color="source", barmode="group", text="count", height=320,
+    figure = px.bar(frame, x="label", y="count", color="source", barmode="group", text="count",
                     color_discrete_sequence=[MANUAL_COLOR, WEAK_COLOR])
-    figure.update_layout(margin=MARGIN, legend_title_text="")
-    return figure
+    figure.update_layout(legend_title_text="")
+    return _style(figure, height=320, big=big)
 
 
-def confidence_chart(histogram: pd.DataFrame) -> go.Figure:
+def confidence_chart(histogram: pd.DataFrame, *, big: bool = False) -> go.Figure:
     """Bars of the weak-supervision confidence histogram."""
     frame = histogram.assign(bin=[f"{a:.1f}–{b:.1f}" for a, b in zip(histogram["bin_start"], histogram["bin_end"],
                                                                        strict=True)])
-    figure = px.bar(frame, x="bin", y="count", text="count", height=300, color_discrete_sequence=[WEAK_COLOR])
-    figure.update_layout(margin=MARGIN, xaxis_title="confidence", yaxis_title="labels")
-    return figure
+    figure = px.bar(frame, x="bin", y="count", text="count", color_discrete_sequence=[WEAK_COLOR])
+    figure.update_layout(xaxis_title="confidence", yaxis_title="labels")
+    return _style(figure, height=320, big=big)
 
 
-def confusion_chart(counts: pd.DataFrame, rates: pd.DataFrame) -> go.Figure:
+def confusion_chart(counts: pd.DataFrame, rates: pd.DataFrame, *, big: bool = False) -> go.Figure:
     """Heatmap coloured by row rate, each cell showing its count and rate."""
     z = rates.to_numpy(dtype=float)
     text = [[f"{int(c)}<br>{'' if np.isnan(r) else f'{r:.0%}'}" for c, r in zip(crow, rrow, strict=True)]
@@ -40,13 +55,12 @@ def confusion_chart(counts: pd.DataFrame, rates: pd.DataFrame) -> go.Figure:
         texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "row rate"},
         hovertemplate="manual %{y}, weak supervision %{x}: %{text}<extra></extra>",
     ))
-    figure.update_layout(margin=MARGIN, height=120 + 40 * len(counts), xaxis_title="weak supervision",
-                         yaxis_title="valid manual label", yaxis_autorange="reversed")
-    return figure
+    figure.update_layout(xaxis_title="weak supervision", yaxis_title="valid manual label",
+                         yaxis_autorange="reversed")
+    return _style(figure, height=120 + 40 * len(counts), big=big)
 
 
-def annotator_chart(by_annotator: pd.DataFrame) -> go.Figure:
-    figure = px.bar(by_annotator, x="annotator", y="records", text="records", height=260,
-                    color_discrete_sequence=[MANUAL_COLOR])
-    figure.update_layout(margin=MARGIN)
-    return figure
+def annotator_chart(by_annotator: pd.DataFrame, *, big: bool = False) -> go.Figure:
+    """Bars: records labeled manually per annotator."""
+    figure = px.bar(by_annotator, x="annotator", y="records", text="records", color_discrete_sequence=[MANUAL_COLOR])
+    return _style(figure, height=260, big=big)

@@ -4,6 +4,10 @@ Only where the user is lives here; every label is in the database. A queue is
 a snapshot of record ids taken when its settings change, so labeling a record
 does not reshuffle what comes next; a refresh builds it again from the
 database (labeled records are then no longer in an "unlabeled" queue).
+
+Other pages open a record here through :data:`ui.resources.OPEN_RECORD_KEY`
+(:func:`ui.similar.open_in_labeling`): :func:`open_requested` makes that record the
+current one, once an annotator is known.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import Any
 import streamlit as st
 
 from core.labeling import get_or_create_annotator, run_write
-from ui.resources import engine
+from core.store import session_scope
+from core.store.records import get_record
+from ui.resources import OPEN_RECORD_KEY, engine
 
 ANNOTATOR_KEY = "labeling.annotator"  # shared by the labeling and review pages: one identity per session
 _ANNOTATOR_ID_KEY = "labeling.annotator_id"
@@ -65,6 +71,17 @@ class Queue:
         ids, pos = self._state["ids"], self._state["pos"]
         return ids[pos] if 0 <= pos < len(ids) else None
 
+    def put_current(self, item: Any) -> None:
+        """Show ``item`` now, in or out of the queue: it moves (or is added) to the current position."""
+        state = self._state
+        ids = state["ids"]
+        if item in ids:
+            where = ids.index(item)
+            ids.pop(where)
+            if where < state["pos"]:
+                state["pos"] -= 1
+        ids.insert(state["pos"], item)
+
     def move(self, delta: int) -> None:
         state = self._state
         state["pos"] = max(0, min(len(state["ids"]), state["pos"] + delta))
@@ -83,3 +100,24 @@ class Queue:
             state["shown"] = (item, time.monotonic())
             return 0.0
         return round(time.monotonic() - shown[1], 2)
+
+
+def requested_record() -> str | None:
+    """The key of the record another page asked to open, still pending (it opens once someone labels)."""
+    key = st.session_state.get(OPEN_RECORD_KEY)
+    return None if key is None else str(key)
+
+
+def open_requested(queue: Queue, *, project_id: int) -> str | None:
+    """Make the requested record (if any) the queue's current one; returns its key.
+
+    The request is used up even when the key is unknown, so a bad key is reported once.
+    Raises :class:`~core.errors.NotFoundError` when the project has no record with that key.
+    """
+    key = st.session_state.pop(OPEN_RECORD_KEY, None)
+    if key is None:
+        return None
+    with session_scope(engine()) as session:
+        record_id = get_record(session, project_id=project_id, key=str(key)).id
+    queue.put_current(record_id)
+    return str(key)

@@ -9,10 +9,14 @@ from core.settings import load_settings
 from core.store import make_engine
 
 PROJECT_KEY = "project"
-# Session-state key another page sets to the key (primary-key value or running id) of a record of the
-# current project before ``st.switch_page("pages/labeling.py")``: the labeling page shows that record
-# and removes the key.
+# How a page opens a record in Labeling (use ``ui.similar.open_in_labeling``, which does both): set this
+# session-state key to the key (primary-key value or running id) of a record of the current project, then
+# ``st.switch_page("pages/labeling.py")``. The labeling page removes the key and shows that record first,
+# in or out of its queue; with no annotator name yet, the key waits until one is entered.
 OPEN_RECORD_KEY = "labeling.open_record"
+# Session-state key another page sets to a data slice's name before ``st.switch_page("pages/dashboard.py")``:
+# the dashboard shows that slice's numbers and removes the key.
+DASHBOARD_SLICE_KEY = "dashboard.open_slice"
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,10 +1,15 @@
-"""Search results in a grid (a row opens its record in Labeling) and the compact "find similar" panel.
+"""Grids of records that open in Labeling, and the compact "find similar" panel.
 
+Every page sends the user to a record the same way, :func:`open_in_labeling`:
+it sets :data:`ui.resources.OPEN_RECORD_KEY` and switches to the Labeling page,
+which shows that record. :func:`record_grid` does it for a selected row.
 :func:`render_find_similar` is meant for the pages that show one record (Data,
 Labeling): an expander that lists the records closest in meaning to it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -28,30 +33,35 @@ def open_in_labeling(record_key: str) -> None:
     st.switch_page(LABELING_PAGE)
 
 
+def record_grid(frame: pd.DataFrame, *, key: str, column_config: dict[str, Any] | None = None,
+                caption: str = "Select a row to open that record in Labeling.") -> None:
+    """Records (an ``id`` column of record keys) in a grid; selecting a row opens that record in Labeling."""
+    # Opening a record renews every grid's key: a selection never outlives the click that made it (the
+    # Labeling page may show this grid again, and a kept selection would open the record over and over).
+    opened = st.session_state.get(_OPENED_KEY, 0)
+    event = st.dataframe(frame, key=f"{key}.{opened}", on_select="rerun", selection_mode="single-row",
+                         hide_index=True, width="stretch", column_config=column_config)
+    if caption:
+        st.caption(caption)
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        st.session_state[_OPENED_KEY] = opened + 1
+        open_in_labeling(str(frame.iloc[rows[0]]["id"]))
+
+
 def results_grid(frame: pd.DataFrame, *, key: str, what: str = "records") -> None:
     """Hits (``id``, ``score``, the record's attributes), best first; selecting a row opens it in Labeling."""
     if frame.empty:
         st.info(f"No {what}.", icon=":material/search_off:")
         return
-    # Opening a record renews every grid's key: a selection never outlives the click that made it (the
-    # Labeling page may show this grid again, and a kept selection would open the record over and over).
-    opened = st.session_state.get(_OPENED_KEY, 0)
-    event = st.dataframe(
-        frame, key=f"{key}.{opened}", on_select="rerun", selection_mode="single-row", hide_index=True, width="stretch",
-        column_config={
-            **{c: st.column_config.TextColumn(c, width="large") for c in frame.columns[2:]
-               if frame[c].dtype == object},
-            "id": st.column_config.TextColumn("id", width="small", pinned=True),
-            # Similarities are at most 1; outlier distances (unit vectors) at most 2.
-            "score": st.column_config.ProgressColumn("score", format="%.3f", min_value=0.0,
-                                                     max_value=max(1.0, float(frame["score"].max()))),
-        },
-    )
-    st.caption(f"{len(frame)} {what}, best first. Select a row to open that record in Labeling.")
-    rows = event.selection.rows if event is not None else []
-    if rows:
-        st.session_state[_OPENED_KEY] = opened + 1
-        open_in_labeling(str(frame.iloc[rows[0]]["id"]))
+    columns: dict[str, Any] = {c: st.column_config.TextColumn(c, width="large") for c in frame.columns[2:]
+                               if frame[c].dtype == object}
+    columns["id"] = st.column_config.TextColumn("id", width="small", pinned=True)
+    # Similarities are at most 1; outlier distances (unit vectors) at most 2.
+    columns["score"] = st.column_config.ProgressColumn("score", format="%.3f", min_value=0.0,
+                                                       max_value=max(1.0, float(frame["score"].max())))
+    record_grid(frame, key=key, column_config=columns,
+                caption=f"{len(frame)} {what}, best first. Select a row to open that record in Labeling.")
 
 
 def render_find_similar(project_name: str, record_key: str, *, k: int = 5, key: str = "similar") -> None:
