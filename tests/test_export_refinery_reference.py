@@ -75,9 +75,9 @@ def _machine(view: ProjectView, record: RecordView, task_id: int, kind: str, att
         return bio_tags(len(record.tokens.get(attribute_id, ())), spans)
     if not assocs:
         return None, None
-    if len(assocs) == 1:
+    if len(assocs) == 1 and kind != MULTILABEL:
         return assocs[0].label, assocs[0].confidence
-    if kind == MULTILABEL:
+    if kind == MULTILABEL:  # always a list, even with one label
         best: dict[str, Assoc] = {}
         for a in assocs:
             if a.label not in best or (a.confidence or 0.0) > (best[a.label].confidence or 0.0):

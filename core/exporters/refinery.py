@@ -228,10 +228,10 @@ class RowBuilder:
             confidence: Any
             if labels is None:
                 value = confidence = None
+            elif step.kind == MULTILABEL:  # a list even with one label, as the manual column has
+                value, confidence = self._multilabel(labels, step.task_id)
             elif len(labels) == 1:
                 value, confidence = labels[0][0], labels[0][1]
-            elif step.kind == MULTILABEL:
-                value, confidence = self._multilabel(labels, step.task_id)
             else:
                 value, confidence = _top(labels)
             values.append(value)
