@@ -10,6 +10,7 @@ from core.importers import FORMATS, import_file
 from core.store import session_scope
 from core.store.projects import create_project, validate_project_name
 from ui import cached
+from ui.export_dialog import render_export_buttons
 from ui.feedback import flash, show_error, show_flash
 from ui.project import active_project, load_refs
 from ui.resources import database_url, engine, set_current_project
@@ -40,6 +41,7 @@ else:
     records.metric("Records", f"{row['Records']:,}")
     tasks.metric("Labeling tasks", f"{row['Tasks']:,}")
     manual.metric("Manual labels", f"{row['Manual labels']:,}")
+    render_export_buttons(current.name)  # one click: all attributes and tasks, manual + weak supervision
     counts = {c: st.column_config.NumberColumn(c, format="localized") for c in ("Records", "Tasks", "Manual labels")}
     st.dataframe(table, hide_index=True, width="stretch", column_config=counts)
 

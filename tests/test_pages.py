@@ -72,6 +72,8 @@ def test_projects_page_starts_empty_and_loads_the_demo(store: Engine) -> None:
     assert (row["Records"], row["Tasks"], row["Manual labels"]) == (1956, 1, 196)
     assert texts(at.metric) == ["1,956", "1", "196"]
     assert at.selectbox(key="projects.picker").value == DEMO_PROJECT
+    # The project's header offers the one-click export of the default preset.
+    assert [d.label for d in at.get("download_button")] == ["Download records"]
     # Loading again keeps the one project and says so.
     button(at, "Load demo project").click().run()
     assert any("there already" in t for t in texts(at.info))
