@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -227,7 +228,8 @@ def test_infinite_loop_times_out_and_the_next_function_still_runs():
     )
     assert runs["loop"].state == "timeout"
     assert "time limit of 2 s" in runs["loop"].error
-    assert "line 3 in loop" in runs["loop"].error  # where it was stuck, from the worker's stack
+    # where it was stuck, from the worker's stack: the sample lands on the `while` or on its body
+    assert re.search(r"line [34] in loop", runs["loop"].error)
     assert runs["loop"].failed_record_id == 101
     assert runs["ok"].state == "finished"
     assert runs["ok"].votes == ["positive"] * 4
