@@ -99,9 +99,11 @@ class AttributeFilter:
     Parameters
     ----------
     attribute
-        Attribute name, or ``"*"`` for any attribute: text and category
-        attributes and the record key for text comparisons, number attributes
-        for ``gt``/``lt``/``between``.
+        Attribute name, or ``"*"`` for any attribute: for equals, in list and
+        the text comparisons every attribute and the record key (numbers by
+        value for equals/in list and by their digits otherwise, true/false
+        attributes for the values ``true``/``false``), number attributes for
+        ``gt``/``lt``/``between``, text and category attributes for ``is_empty``.
     op
         The comparison; ``between`` takes two values (inclusive), ``is_empty`` none.
     values
@@ -714,8 +716,6 @@ def _slice_condition(ctx: FilterContext, cond: SliceFilter, style: Style) -> Col
 
 # --- attribute conditions -----------------------------------------------------------------------------------------
 
-_TEXT_OPS = {AttributeOp.EQUALS, AttributeOp.IN_LIST, AttributeOp.CONTAINS, AttributeOp.BEGINS_WITH,
-             AttributeOp.ENDS_WITH, AttributeOp.IS_EMPTY}
 _ORDER_OPS = {AttributeOp.BETWEEN, AttributeOp.GREATER, AttributeOp.GREATER_EQUAL, AttributeOp.LESS,
               AttributeOp.LESS_EQUAL}
 _NUMERIC = {AttributeType.INTEGER.value, AttributeType.FLOAT.value}
@@ -726,11 +726,12 @@ def _attribute_condition(ctx: FilterContext, cond: AttributeFilter) -> ColumnEle
     _check_values(cond)
     if cond.attribute == ANY_ATTRIBUTE:
         if cond.op in _ORDER_OPS:
-            targets = [a for a in ctx.attributes.values() if a.data_type in _NUMERIC]
+            clauses = [_one_attribute(a, cond) for a in ctx.attributes.values() if a.data_type in _NUMERIC]
+        elif cond.op is AttributeOp.IS_EMPTY:
+            clauses = [_one_attribute(a, cond) for a in ctx.attributes.values() if a.data_type in _STRINGS]
         else:
-            targets = [a for a in ctx.attributes.values() if a.data_type in _STRINGS]
-        clauses = [_one_attribute(a, cond) for a in targets]
-        if cond.op in _TEXT_OPS and cond.op is not AttributeOp.IS_EMPTY:
+            found = (_any_attribute_clause(a, cond) for a in ctx.attributes.values())
+            clauses = [c for c in found if c is not None]
             clauses.append(_text_compare(cast(RECORD.c.key, String), cond))
         return or_(*clauses) if clauses else false()
     attribute = ctx.attributes.get(cond.attribute)
@@ -738,6 +739,39 @@ def _attribute_condition(ctx: FilterContext, cond: AttributeFilter) -> ColumnEle
         known = ", ".join(ctx.attributes) or "none"
         raise NotFoundError(f"No attribute {cond.attribute!r} in this project. Attributes: {known}.")
     return _one_attribute(attribute, cond)
+
+
+def _any_attribute_clause(attribute: Attribute, cond: AttributeFilter) -> ColumnElement[bool] | None:
+    """One attribute's part of an "any attribute" text comparison; None when no value applies to it.
+
+    Text and category attributes compare as text. Numbers: ``equals`` and ``in
+    list`` compare the values that read as numbers numerically (``14`` finds an
+    integer 14 and a float 14.0), ``contains``/``begins``/``ends with`` look at
+    the digits. True/false attributes match the values ``true`` and ``false``
+    only (not 1, yes...), so a number or a word does not find every flag.
+    """
+    dtype = attribute.data_type
+    if dtype in _STRINGS:
+        return _one_attribute(attribute, cond)
+    if dtype in _NUMERIC:
+        if cond.op not in (AttributeOp.EQUALS, AttributeOp.IN_LIST):
+            return _one_attribute(attribute, cond)
+        numbers = tuple(v for v in cond.values if _reads_as_number(v))
+        return _one_attribute(attribute, replace(cond, values=numbers)) if numbers else None
+    if dtype == AttributeType.BOOLEAN.value and cond.op in (AttributeOp.EQUALS, AttributeOp.IN_LIST):
+        flags = tuple(v for v in cond.values if isinstance(v, bool) or str(v).strip().lower() in ("true", "false"))
+        return _one_attribute(attribute, replace(cond, values=flags)) if flags else None
+    return None
+
+
+def _reads_as_number(value: Value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return number == number and number not in (float("inf"), float("-inf"))  # NaN and infinities compare as text
 
 
 def _check_values(cond: AttributeFilter) -> None:

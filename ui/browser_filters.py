@@ -72,7 +72,7 @@ def with_search(flt: Filter, search: str) -> Filter:
 
 
 def search_box() -> str:
-    return st.text_input("Search", placeholder="Text in any text or category attribute, or a record id",
+    return st.text_input("Search", placeholder="Text or digits in any attribute, or a record id",
                          key=SEARCH_KEY).strip()
 
 
