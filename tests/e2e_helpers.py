@@ -164,6 +164,8 @@ def open_app(page: Any, server: LoupeServer) -> None:
 
 def go_to(page: Any, title: str) -> None:
     """Open a page from the sidebar navigation and wait for its title."""
+    # A click while the current page is still rerunning can be swallowed by that rerun.
+    wait_idle(page)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
     page.get_by_role("heading", name=title, exact=True).wait_for()
     wait_idle(page)
