@@ -51,7 +51,8 @@ DATA = Path("/work/shared/bench")
 SNORKEL_DIR = Path(__file__).resolve().with_name(".snorkel")
 SNORKEL_REQUIREMENTS = Path(__file__).resolve().with_name("requirements-snorkel.txt")
 LABELS = ["ham", "spam"]
-SNORKEL_SAME_RULE = "snorkel, no vote = no label"
+SNORKEL = "snorkel LabelModel"
+SNORKEL_SAME_RULE = "(extra) snorkel, no vote = no label"
 HAM, SPAM = 0, 1
 SEED = 123
 
@@ -72,17 +73,24 @@ YOUTUBE_HEURISTICS = [
     ("short", r"^\W*\w+(?:\W+\w+){0,4}\W*$", "ham"),
 ]
 
+# Revised so the ham side fires too (the first version covered ~40 % of the records): chat
+# words and message shapes people write to friends. Coverage and accuracy were judged on the
+# train split only (printed below); the test split was not looked at to choose them.
 SMS_HEURISTICS = [
     ("free", r"\bfree\b", "spam"),
-    ("prize", r"\b(prize|won|win|winner|claim|award|reward)\b", "spam"),
-    ("txt_code", r"\b(txt|text|reply|send)\b.*\b\d{4,6}\b", "spam"),
+    ("prize", r"\b(prize|won|win|winner|claim|award|reward|urgent|guaranteed|congratulations|congrats)\b", "spam"),
+    ("txt_code", r"\b(txt|text|reply|send|call)\b.*\b\d{4,6}\b", "spam"),
     ("phone_number", r"\b0\d{9,10}\b|\b\d{5}\b", "spam"),
     ("money", r"£|\$|\bcash\b|\b\d+p\b|/min\b|per\s+min", "spam"),
-    ("urgent_offer", r"\b(urgent|guaranteed|congratulations|congrats|offer|mobile)\b", "spam"),
     ("url", r"https?://|www\.|\.com\b|\.co\.uk\b", "spam"),
-    ("casual", r"\b(lol|haha|hehe|ok|okay|lor|lar|ya|yeah)\b", "ham"),
-    ("plans", r"\b(home|tonight|tomorrow|later|sorry|dinner|lunch|sleep)\b", "ham"),
-    ("short", r"^\W*\w+(?:\W+\w+){0,3}\W*$", "ham"),
+    ("first_person", r"\b(i|i'm|im|i'll|i've|i'd|me|my)\b", "ham"),
+    (
+        "chat_words",
+        r"\b(lol|haha|hehe|ok|okay|lor|lar|ya|yeah|da|wat|dunno|gonna|wanna|hey|hi|oh|sorry|pls|tmr|tonight|home|later)\b",
+        "ham",
+    ),
+    ("dots_or_question", r"\.\.|\?\s*$", "ham"),
+    ("short", r"^\W*\w+(?:\W+\w+){0,6}\W*$", "ham"),
 ]
 
 
@@ -222,15 +230,34 @@ def accuracy_table(LabelModel: Any) -> tuple[pd.DataFrame, dict[str, pd.DataFram
                 rows.append((name, setting, model, *scores(pred, y_test)))
             y_dev = None if y_fit is None else y_train[known]
             pred = snorkel_fit_predict(LabelModel, L_train, L_test, y_dev)
-            rows.append((name, setting, "snorkel LabelModel", *scores(pred, y_test)))
-            # Like for like: Loupe gives no label where no heuristic voted. Snorkel does the same
-            # with a uniform class balance (a tie), but with Y_dev it labels those records by the
-            # class prior alone ("everything unknown is ham"); this row applies Loupe's rule to it.
+            rows.append((name, setting, SNORKEL, *scores(pred, y_test)))
+            # Extra, never the baseline: Snorkel's predictions with Loupe's product rule applied
+            # ("records where no heuristic votes get none"). Unsupervised it changes nothing
+            # (Snorkel's uniform prior ties there and it abstains); with Y_dev Snorkel labels
+            # every such record by the class prior alone, which Loupe's contract forbids.
             pred = np.where((L_test >= 0).any(axis=1), pred, -1)
             rows.append((name, setting, SNORKEL_SAME_RULE, *scores(pred, y_test)))
     columns = ["dataset", "setting", "model", "accuracy", "test_coverage", "accuracy_labeled"]
     table = pd.DataFrame(rows, columns=columns)
     return table, stats
+
+
+def headline_lines(table: pd.DataFrame) -> list[str]:
+    """``ws_accuracy_<dataset>: X % (baseline Y %, ratio R)``, YouTube last.
+
+    The baseline is Snorkel's LabelModel as it is (no Loupe rule applied to its output),
+    unsupervised: fit and predicted on the same vote matrices as the default model.
+    """
+
+    def pick(dataset: str, model: str) -> float:
+        sel = table[(table.dataset == dataset) & (table.setting == "unsupervised") & (table.model == model)]
+        return float(sel["accuracy"].iloc[0]) * 100
+
+    lines = []
+    for dataset in ("sms", "youtube"):
+        ours, base = pick(dataset, DEFAULT_MODEL), pick(dataset, SNORKEL)
+        lines.append(f"ws_accuracy_{dataset}: {ours:.1f} % (baseline {base:.1f} %, ratio {ours / base:.3f})")
+    return lines
 
 
 # --------------------------------------------------------------------------- speed
@@ -333,8 +360,13 @@ def main() -> None:
         print(f"\nheuristics on {name} train (coverage, accuracy against the gold labels):")
         print(frame.to_string())
     print(
-        "\ntest accuracy % (no label = wrong); '10% labels' = manual labels of 10 % of train as y "
-        "(Snorkel: as Y_dev, for its class balance):"
+        "\ntest accuracy % (no label = wrong); 'unsupervised' = the same vote matrix for every model "
+        "(Snorkel: fit on L_train, predict L_test, default tie_break_policy); '10% labels' = manual labels "
+        "of 10 % of train as y (Snorkel: as Y_dev, for its class balance). Note: with Y_dev raw Snorkel gives "
+        "every record no heuristic voted on the majority class by the prior alone; Loupe's contract (records "
+        "where no heuristic votes get none) forbids that, so Loupe's models leave them unlabeled and they count "
+        "as wrong. The '(extra)' row applies that rule to Snorkel's output, for information only; the "
+        "headline compares with raw Snorkel, unsupervised."
     )
     pivot = table.pivot_table(index="model", columns=["dataset", "setting"], values="accuracy", sort=False)
     print((pivot * 100).round(1).to_string())
@@ -357,19 +389,9 @@ def main() -> None:
     print(f"  speed-up {t_snorkel / t_ours:.1f}x")
     print(f"\nbench ran in {time.perf_counter() - started:.0f} s")
 
-    def pick(dataset: str, setting: str, model: str) -> float:
-        sel = table[(table.dataset == dataset) & (table.setting == setting) & (table.model == model)]
-        return float(sel["accuracy"].iloc[0]) * 100
-
-    print(f"\nlike for like, '{DEFAULT_MODEL}' vs '{SNORKEL_SAME_RULE}':")
-    for dataset in ("sms", "youtube"):
-        for setting in ("10% labels", "unsupervised"):
-            ours, base = pick(dataset, setting, DEFAULT_MODEL), pick(dataset, setting, SNORKEL_SAME_RULE)
-            tag = f"ws_accuracy_{dataset} [{setting}]"
-            print(f"{tag}: {ours:.1f} % (baseline {base:.1f} %, ratio {ours / base:.3f})")
-    ours, base = pick("youtube", "unsupervised", DEFAULT_MODEL), pick("youtube", "unsupervised", SNORKEL_SAME_RULE)
-    print(f"ws_accuracy_youtube: {ours:.1f} % (baseline {base:.1f} %, ratio {ours / base:.3f})")
-
+    print(f"\nheadline: '{DEFAULT_MODEL}' vs Snorkel's LabelModel on the same vote matrix, unsupervised:")
+    for line in headline_lines(table):
+        print(line)
 
 if __name__ == "__main__":
     main()
