@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
@@ -42,7 +42,15 @@ from core.store.models import (
     utcnow,
 )
 from core.store.projects import bump_revision
-from core.store.workflow import ManualAnswer, Status, _insert_for, get_status, lock_answer, set_status, touch_status
+from core.store.workflow import (
+    Status,
+    _insert_for,
+    bump_answer,
+    get_status,
+    lock_answer,
+    set_status,
+    touch_status,
+)
 
 T = TypeVar("T")
 MAX_ANNOTATOR_NAME = 100
@@ -238,12 +246,7 @@ def update_answer(
             char_start=chars[0], char_end=chars[1], is_gold=gold, created_at=now, updated_at=now,
             seconds_spent=seconds_spent,
         ))
-    session.execute(
-        update(ManualAnswer)
-        .where(ManualAnswer.record_id == record_id, ManualAnswer.task_id == task_id,  # type: ignore[arg-type]
-               ManualAnswer.annotator_id == annotator_id)
-        .values(version=ManualAnswer.version + 1, updated_at=now)
-    )
+    bump_answer(session, project_id=task.project_id, record_id=record_id, task_id=task_id, annotator_id=annotator_id)
     session.flush()
     _feed_lookup_lists(session, task=task, record_id=record_id, spans=added, offsets=offsets)
     labeled = bool(new) or _others_labeled(session, task_id=task_id, record_id=record_id, annotator_id=annotator_id)

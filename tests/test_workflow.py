@@ -67,6 +67,31 @@ def test_label_review_accept_makes_the_record_done_with_history(labeling_project
         "accepted", rita, ["positive"], 2.5)
 
 
+def test_saving_the_same_label_again_keeps_a_reviewed_answer_reviewed(labeling_project_db: LabelingProject) -> None:
+    from core.labeling import label
+
+    p = labeling_project_db
+    ann, rita = _ids(p.engine, "ann", "rita")
+    rec = p.record_ids[0]
+    label(p.engine, project="reviews", task="sentiment", record="1", labels=["positive"], annotator="ann")
+    with session_scope(p.engine) as s:
+        assert review_queue(s, task_id=p.sentiment) == [(rec, ann)]
+        review_answer(s, task_id=p.sentiment, record_id=rec, annotator_id=ann, reviewer_id=rita, decision="accepted")
+        assert review_queue(s, task_id=p.sentiment) == []
+
+    again = label(p.engine, project="reviews", task="sentiment", record="1", labels=["positive"], annotator="ann")
+
+    assert (again.changed, again.status) == (False, Status.DONE)
+    with session_scope(p.engine) as s:
+        assert review_queue(s, task_id=p.sentiment) == []
+        assert get_status(s, record_id=rec, task_id=p.sentiment) is Status.DONE
+    # A real change does go back to review.
+    label(p.engine, project="reviews", task="sentiment", record="1", labels=["negative"], annotator="ann")
+    with session_scope(p.engine) as s:
+        assert review_queue(s, task_id=p.sentiment) == [(rec, ann)]
+        assert get_status(s, record_id=rec, task_id=p.sentiment) is Status.LABELED
+
+
 def test_reject_sends_the_record_back_to_the_queue(labeling_project_db: LabelingProject) -> None:
     p = labeling_project_db
     alice, rita = _ids(p.engine, "alice", "rita")

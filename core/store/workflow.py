@@ -129,22 +129,40 @@ def _insert_for(session: Session, table: Any) -> Any:
 
 
 def lock_answer(session: Session, *, project_id: int, record_id: int, task_id: int, annotator_id: int) -> int:
-    """Upsert the annotator's answer row, bumping its version; returns the new version.
+    """Upsert the annotator's answer row without changing it; returns its version.
 
     Call it before reading or writing the answer's labels: the row stays locked
     until the transaction ends, so a concurrent write of the same answer waits.
+    The version is left alone (the no-op ``DO UPDATE`` still locks the row on
+    PostgreSQL and takes the write lock on SQLite): only a write that changes
+    the answer bumps it (:func:`bump_answer`), so re-saving the same labels
+    does not send a reviewed answer back to review.
     """
+    table = ManualAnswer.__table__  # type: ignore[attr-defined]
+    stmt = _insert_for(session, table).values(
+        project_id=project_id, record_id=record_id, task_id=task_id, annotator_id=annotator_id,
+        version=0, updated_at=utcnow(),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["record_id", "task_id", "annotator_id"], set_={"version": table.c.version}
+    )
+    session.execute(stmt)
+    return answer_version(session, record_id=record_id, task_id=task_id, annotator_id=annotator_id)
+
+
+def bump_answer(session: Session, *, project_id: int, record_id: int, task_id: int, annotator_id: int) -> None:
+    """Record that the answer changed: a new version, so reviews of the old one no longer count."""
     now = utcnow()
-    stmt = _insert_for(session, ManualAnswer.__table__).values(  # type: ignore[attr-defined]
+    table = ManualAnswer.__table__  # type: ignore[attr-defined]
+    stmt = _insert_for(session, table).values(
         project_id=project_id, record_id=record_id, task_id=task_id, annotator_id=annotator_id,
         version=1, updated_at=now,
     )
     stmt = stmt.on_conflict_do_update(
-        index_elements=["record_id", "task_id", "annotator_id"],
-        set_={"version": ManualAnswer.__table__.c.version + 1, "updated_at": now},  # type: ignore[attr-defined]
+        index_elements=["record_id", "task_id", "annotator_id"], set_={"version": table.c.version + 1,
+                                                                       "updated_at": now}
     )
     session.execute(stmt)
-    return answer_version(session, record_id=record_id, task_id=task_id, annotator_id=annotator_id)
 
 
 def answer_version(session: Session, *, record_id: int, task_id: int, annotator_id: int | None) -> int:
