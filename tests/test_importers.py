@@ -234,6 +234,124 @@ def test_reimporting_the_same_file_with_a_key_is_idempotent(db_engine: Engine) -
     assert (associations(db_engine, "shop"), records(db_engine, "shop")) == before
 
 
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+SPAM_V1 = "id,text,__s\n1,Check out my channel now,yes\n2,Nice song from the band,\n3,I love this video,no\n"
+
+
+def _workflow(engine: Engine, project: str) -> dict[str, Any]:
+    """Answer versions and stored statuses of the project, by record key and annotator name."""
+    from core.store.workflow import ManualAnswer, RecordStatus
+
+    with session_scope(engine) as session:
+        pid = get_project(session, project).id
+        versions = session.execute(
+            select(Record.key, Annotator.name, ManualAnswer.version)
+            .join(Record, Record.id == ManualAnswer.record_id)
+            .join(Annotator, Annotator.id == ManualAnswer.annotator_id)
+            .where(ManualAnswer.project_id == pid)
+        ).all()
+        statuses = session.execute(
+            select(Record.key, RecordStatus.status).join(Record, Record.id == RecordStatus.record_id)
+            .where(RecordStatus.project_id == pid)
+        ).all()
+    return {"versions": sorted(tuple(v) for v in versions), "statuses": dict(statuses)}  # type: ignore[misc]
+
+
+def test_reimport_keeps_labels_annotators_made_in_loupe(db_engine: Engine, tmp_path) -> None:
+    from core.labeling import label
+
+    path = _write(tmp_path, "spam.csv", SPAM_V1)
+    import_file(db_engine, project="spam", path=path, primary_key="id")
+    # Record 2 has an empty label cell; two people label it (and record 1) in Loupe.
+    label(db_engine, project="spam", task="s", record="2", labels=["yes"], annotator="alice")
+    label(db_engine, project="spam", task="s", record="2", labels=["no"], annotator="bob")
+    label(db_engine, project="spam", task="s", record="1", labels=["no"], annotator="alice")
+    before, workflow = associations(db_engine, "spam"), _workflow(db_engine, "spam")
+    assert len(before) == 5
+
+    again = import_file(db_engine, project="spam", path=path, primary_key="id")
+
+    assert (again.created, again.updated) == (0, 3)
+    assert associations(db_engine, "spam") == before
+    # Nothing changed, so no answer got a new version and no status moved.
+    assert _workflow(db_engine, "spam") == workflow
+
+
+def test_reimport_replaces_only_the_files_own_labels_and_keeps_the_workflow_true(
+    db_engine: Engine, tmp_path
+) -> None:
+    from core.labeling import get_or_create_annotator, label
+    from core.review import review_answer, review_queue
+    from core.store.workflow import ReviewDecision, Status, get_status
+
+    import_file(db_engine, project="spam", path=_write(tmp_path, "v1.csv", SPAM_V1), primary_key="id")
+    label(db_engine, project="spam", task="s", record="1", labels=["yes"], annotator="alice")
+    label(db_engine, project="spam", task="s", record="3", labels=["no"], annotator="bob")
+    with session_scope(db_engine) as session:
+        pid = get_project(session, "spam").id
+        task_id = session.execute(select(LabelingTask.id).where(LabelingTask.project_id == pid)).scalar_one()
+        ids = dict(session.execute(select(Record.key, Record.id).where(Record.project_id == pid)).all())
+        rita = get_or_create_annotator(session, "rita").id
+        for key, aid in review_queue(session, task_id=task_id):
+            review_answer(session, task_id=task_id, record_id=key, annotator_id=aid, reviewer_id=rita,
+                          decision=ReviewDecision.ACCEPTED)
+        assert review_queue(session, task_id=task_id) == []
+        assert get_status(session, record_id=ids["1"], task_id=task_id) is Status.DONE
+
+    # The file changes record 1's imported label, clears record 3's, and leaves record 2 empty.
+    v2 = "id,text,__s\n1,Check out my channel now,no\n2,Nice song from the band,\n3,I love this video,\n"
+    import_file(db_engine, project="spam", path=_write(tmp_path, "v2.csv", v2), primary_key="id")
+
+    manual = [(a["key"], a["label"], a["annotator"]) for a in associations(db_engine, "spam")]
+    assert manual == [("1", "yes", "alice"), ("1", "no", "imported"), ("3", "no", "bob")]
+    with session_scope(db_engine) as session:
+        # The changed imported answer waits for review again, and its record left "done"; bob's accepted
+        # answer on record 3 stays accepted, and record 3 keeps its status (it still has bob's label).
+        queue = review_queue(session, task_id=task_id)
+        imported = session.execute(select(Annotator.id).where(Annotator.name == "imported")).scalar_one()
+        assert queue == [(ids["1"], imported)]
+        assert get_status(session, record_id=ids["1"], task_id=task_id) is Status.LABELED
+        assert get_status(session, record_id=ids["3"], task_id=task_id) is Status.LABELED
+
+    # Once rita rejected both answers of record 1, the file labels it again (labeled), then clears it
+    # (unlabeled): a stored status follows the manual labels a re-import leaves.
+    label_only = "id,text,__s\n1,Check out my channel now,\n"
+    with session_scope(db_engine) as session:
+        alice = session.execute(select(Annotator.id).where(Annotator.name == "alice")).scalar_one()
+        for who in (imported, alice):
+            review_answer(session, task_id=task_id, record_id=ids["1"], annotator_id=who, reviewer_id=rita,
+                          decision=ReviewDecision.REJECTED)
+        assert get_status(session, record_id=ids["1"], task_id=task_id) is Status.REWORK
+    import_file(db_engine, project="spam", path=_write(tmp_path, "v3.csv", label_only))
+    with session_scope(db_engine) as session:
+        assert get_status(session, record_id=ids["1"], task_id=task_id) is Status.REWORK  # nothing to change
+
+    relabel = "id,text,__s\n1,Check out my channel now,yes\n"
+    import_file(db_engine, project="spam", path=_write(tmp_path, "v4.csv", relabel))
+    with session_scope(db_engine) as session:
+        assert get_status(session, record_id=ids["1"], task_id=task_id) is Status.LABELED
+    import_file(db_engine, project="spam", path=_write(tmp_path, "v5.csv", label_only))
+    with session_scope(db_engine) as session:
+        assert get_status(session, record_id=ids["1"], task_id=task_id) is Status.UNLABELED
+
+
+def test_a_refused_reimport_keeps_loupe_labels_and_workflow(db_engine: Engine, tmp_path) -> None:
+    from core.labeling import label
+
+    import_file(db_engine, project="spam", path=_write(tmp_path, "v1.csv", SPAM_V1), primary_key="id")
+    label(db_engine, project="spam", task="s", record="2", labels=["yes"], annotator="alice")
+    before = dump(db_engine)
+    bad = "id,text,__s\n1,Check out my channel now,no\n2,Nice song from the band,maybe\n"
+    with pytest.raises(DataImportError, match="unknown label 'maybe'"):
+        import_file(db_engine, project="spam", path=_write(tmp_path, "bad.csv", bad))
+    assert dump(db_engine) == before
+
+
 # --- refinery ----------------------------------------------------------------------------------------------------
 
 

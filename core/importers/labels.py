@@ -65,11 +65,24 @@ class TokenCheck:
     column: str
 
 
+# Who a label column speaks for: (task, source type value, annotator name, source name).
+Carrier = tuple[str, str, str | None, str | None]
+
+
 @dataclass
 class ParsedLabels:
+    """Tasks, labels and per-token checks of an imported file.
+
+    ``carriers`` names the label columns' sources, empty cells or not: on a
+    re-import the file replaces exactly these sources' labels on its rows.
+    Parsers without columns (Label Studio) leave it empty; their labels then
+    replace only the same source's labels on the records that carry them.
+    """
+
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     items: list[LabelItem] = field(default_factory=list)
     token_checks: list[TokenCheck] = field(default_factory=list)
+    carriers: set[Carrier] = field(default_factory=set)
 
     def task(self, name: str, attribute: str | None, *, file: str, line: int) -> TaskSpec:
         spec = self.tasks.get(name)
@@ -202,6 +215,8 @@ def parse_label_columns(table: RawTable, columns: list[LabelColumn]) -> ParsedLa
         spec.kind = kind
         confidence_of = {(c.source, c.source_name): values[c.key] for c in cols if c.is_confidence}
         for col in label_cols:
+            annotator = IMPORT_ANNOTATOR if col.source is SourceType.MANUAL else None
+            parsed.carriers.add((task_name, col.source.value, annotator, col.source_name))
             confs = confidence_of.get((col.source, col.source_name))
             for row_index, (value, line) in enumerate(zip(values[col.key], table.lines, strict=True)):
                 conf = confs[row_index] if confs is not None else None

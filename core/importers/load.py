@@ -277,7 +277,8 @@ def _write(
                        converted=converted, parsed=parsed, report=report)
     report(0.9, "writing labels")
     _write_labels(session, project_id=pid, parsed=parsed, table=table, row_ids=row_ids, tasks=tasks,
-                  labels_of=labels_of, tokens=tokens, attributes=attributes, updated=bool(updates), result=result)
+                  labels_of=labels_of, tokens=tokens, attributes=attributes,
+                  updated_ids={r for r in row_record if r > 0}, result=result)
     bump_revision(session, pid)
     return result
 
@@ -459,28 +460,17 @@ def _write_labels(
     labels_of: dict[str, dict[str, Label]],
     tokens: dict[str, dict[int, list[list[int]]]],
     attributes: dict[str, Attribute],
-    updated: bool,
+    updated_ids: set[int],
     result: ImportResult,
 ) -> None:
-    if not parsed.items:
+    if not parsed.items and not (updated_ids and parsed.carriers):
         return
     annotators = {item.annotator for item in parsed.items if item.annotator}
     annotator_ids = _annotator_ids(session, annotators)
-    if updated:
-        # The file is the truth for the labels it carries: replace those sources on re-imported records.
-        by_task: dict[int, set[str]] = {}
-        for item in parsed.items:
-            by_task.setdefault(tasks[item.task].id or 0, set()).add(item.source.value)
-        ids = sorted(set(row_ids))
-        for task_id, sources in by_task.items():
-            for chunk in range(0, len(ids), 5000):
-                session.execute(
-                    delete(LabelAssociation).where(
-                        LabelAssociation.task_id == task_id,
-                        LabelAssociation.source_type.in_(sorted(sources)),  # type: ignore[attr-defined]
-                        LabelAssociation.record_id.in_(ids[chunk : chunk + 5000]),  # type: ignore[attr-defined]
-                    )
-                )
+    before: dict[tuple[int, int, int], set[tuple[int, int | None, int | None]]] = {}
+    if updated_ids:
+        before = _delete_carried_labels(session, parsed=parsed, tasks=tasks, row_ids=row_ids,
+                                        updated_ids=updated_ids, annotator_ids=annotator_ids)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
@@ -531,6 +521,123 @@ def _write_labels(
         result.labels[item.source.value] = result.labels.get(item.source.value, 0) + 1
     if rows:
         session.execute(insert(LabelAssociation), rows)
+    if updated_ids:
+        _sync_workflow(session, project_id=project_id, before=before, rows=rows, updated_ids=updated_ids)
+
+
+Answer = tuple[int, int, int]  # (record id, task id, annotator id)
+Parts = set[tuple[int, int | None, int | None]]  # (label id, token start, token end)
+
+
+def _delete_carried_labels(
+    session: Session,
+    *,
+    parsed: ParsedLabels,
+    tasks: dict[str, LabelingTask],
+    row_ids: list[int],
+    updated_ids: set[int],
+    annotator_ids: dict[str, int],
+) -> dict[Answer, Parts]:
+    """Delete the labels the file replaces on re-imported records; return the manual answers deleted.
+
+    The file is the truth for the sources it carries and nothing else: a label column replaces its
+    own source's labels (manual ones of the import's annotator only) on every re-imported row, an
+    empty cell included; labels without a column (Label Studio) replace the same annotator's or
+    model's labels on the records that carry them. Labels Loupe's annotators made are never touched.
+    """
+    targets: dict[tuple[str, str, str | None, str | None], set[int]] = {}
+    for carrier in parsed.carriers:
+        targets[carrier] = set(updated_ids)
+    for item in parsed.items:
+        carrier = (item.task, item.source.value, item.annotator, item.source_name)
+        if carrier not in parsed.carriers and row_ids[item.row] in updated_ids:
+            targets.setdefault(carrier, set()).add(row_ids[item.row])
+    named = {annotator for _t, _s, annotator, _n in targets if annotator is not None}
+    known = {**_existing_annotator_ids(session, named - set(annotator_ids)), **annotator_ids}
+    before: dict[Answer, Parts] = {}
+    for (task_name, source, annotator, source_name), record_ids in sorted(
+        targets.items(), key=lambda kv: tuple(str(x) for x in kv[0])
+    ):
+        if annotator is not None and annotator not in known:
+            continue  # nobody of that name ever labeled: nothing to replace
+        where = [LabelAssociation.task_id == tasks[task_name].id, LabelAssociation.source_type == source]
+        if source == SourceType.MANUAL.value:
+            where.append(LabelAssociation.annotator_id.is_(None) if annotator is None  # type: ignore[union-attr]
+                         else LabelAssociation.annotator_id == known[annotator])
+        elif source != SourceType.WEAK_SUPERVISION.value:  # a task has one weak supervision result per record
+            where.append(LabelAssociation.source_name.is_(None) if source_name is None  # type: ignore[union-attr]
+                         else LabelAssociation.source_name == source_name)
+        ids = sorted(record_ids)
+        for start in range(0, len(ids), 5000):
+            chunk = [*where, LabelAssociation.record_id.in_(ids[start : start + 5000])]  # type: ignore[attr-defined]
+            if source == SourceType.MANUAL.value:
+                stmt = select(LabelAssociation.record_id, LabelAssociation.task_id, LabelAssociation.annotator_id,
+                              LabelAssociation.label_id, LabelAssociation.token_start, LabelAssociation.token_end)
+                for rid, tid, aid, lid, ts, te in session.execute(stmt.where(*chunk)).all():
+                    if aid is not None:
+                        before.setdefault((rid, tid, aid), set()).add((lid, ts, te))
+            session.execute(delete(LabelAssociation).where(*chunk))
+    return before
+
+
+def _sync_workflow(
+    session: Session, *, project_id: int, before: dict[Answer, Parts], rows: list[dict[str, Any]],
+    updated_ids: set[int],
+) -> None:
+    """Keep answers and workflow statuses true to what a re-import changed.
+
+    An imported answer that changed gets a new version (so a review of the old one no longer
+    counts) and its record moves back to ``labeled``, as when an annotator changes a label in
+    Loupe; a record left without any manual label becomes ``unlabeled``. Unchanged answers keep
+    their version and status, so re-importing the same file sends nothing back to review.
+    """
+    from core.store.workflow import RecordStatus, Status, bump_answer, set_status
+
+    after: dict[Answer, Parts] = {}
+    for row in rows:
+        if row["source_type"] == SourceType.MANUAL.value and row["record_id"] in updated_ids and row["annotator_id"]:
+            key = (row["record_id"], row["task_id"], row["annotator_id"])
+            after.setdefault(key, set()).add((row["label_id"], row["token_start"], row["token_end"]))
+    changed = sorted(key for key in before.keys() | after.keys() if before.get(key, set()) != after.get(key, set()))
+    if not changed:
+        return
+    for record_id, task_id, annotator_id in changed:
+        bump_answer(session, project_id=project_id, record_id=record_id, task_id=task_id, annotator_id=annotator_id)
+    pairs = sorted({(rid, tid) for rid, tid, _ in changed})
+    by_pair = {(rid, tid): aid for rid, tid, aid in changed}
+    stored = {
+        (rid, tid): Status(status)
+        for rid, tid, status in session.execute(
+            select(RecordStatus.record_id, RecordStatus.task_id, RecordStatus.status).where(
+                RecordStatus.record_id.in_([rid for rid, _ in pairs]),  # type: ignore[attr-defined]
+                RecordStatus.task_id.in_(sorted({tid for _, tid in pairs})),  # type: ignore[attr-defined]
+            )
+        ).all()
+    }
+    labeled = {
+        (rid, tid)
+        for rid, tid in session.execute(
+            select(LabelAssociation.record_id, LabelAssociation.task_id).where(
+                LabelAssociation.source_type == SourceType.MANUAL.value,
+                LabelAssociation.record_id.in_([rid for rid, _ in pairs]),  # type: ignore[attr-defined]
+                LabelAssociation.task_id.in_(sorted({tid for _, tid in pairs})),  # type: ignore[attr-defined]
+            ).distinct()
+        ).all()
+    }
+    for pair in pairs:
+        current = stored.get(pair)
+        if current is None:
+            continue  # no stored status: it is derived from the labels, which are right
+        target = Status.LABELED if pair in labeled else Status.UNLABELED
+        set_status(session, project_id=project_id, record_id=pair[0], task_id=pair[1], to=target,
+                   by=by_pair[pair], note="changed by a re-import", current=current)
+
+
+def _existing_annotator_ids(session: Session, names: set[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    stmt = select(Annotator.name, Annotator.id).where(Annotator.name.in_(sorted(names)))  # type: ignore[attr-defined]
+    return dict(session.execute(stmt).all())  # type: ignore[arg-type]
 
 
 def _annotator_ids(session: Session, names: set[str]) -> dict[str, int]:
