@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -26,20 +25,35 @@ def _engine():
     return get_engine()
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from core.demo import load_demo
+def run_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
+    """The dashboard's command, environment and working directory, from the settings resolved once.
 
-    if not args.no_demo:
-        result = load_demo(_engine())
-        if result is not None:
-            print(f"Loaded the demo project: {result.summary()}")
+    The server runs in the repository, so the store's location is handed over absolute in the
+    environment: the CLI (which loads the demo) and the dashboard then open the same database.
+    """
+    from core.settings import child_environment, load_settings
+
+    env = child_environment(load_settings())
     command = [
         # ui.serve wraps `streamlit run` so bookmarked pages open inside the app shell (see its docstring).
         sys.executable, "-m", "ui.serve", "run", str(APP_PATH),
         "--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
     ]
+    return command, env, APP_PATH.parent
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.demo import load_demo_on_first_start
+    from core.settings import load_settings
+    from core.store import get_engine
+
+    command, env, cwd = run_command(args)
+    if not args.no_demo:
+        result = load_demo_on_first_start(get_engine(load_settings(env)))
+        if result is not None:
+            print(f"Loaded the demo project: {result.summary()}")
     print(f"Loupe is starting on http://{args.address}:{args.port}")
-    return subprocess.call(command, env=os.environ.copy(), cwd=APP_PATH.parent)
+    return subprocess.call(command, env=env, cwd=cwd)
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
@@ -105,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the dashboard (loads the demo project on first start)")
     run.add_argument("--port", type=int, default=8501)
     run.add_argument("--address", default="127.0.0.1")
-    run.add_argument("--no-demo", action="store_true", help="do not create the demo project")
+    run.add_argument("--no-demo", action="store_true", help="do not create the demo project on this first start")
     run.set_defaults(handler=cmd_run)
 
     projects = sub.add_parser("projects", help="list projects with record and task counts")

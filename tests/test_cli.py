@@ -195,3 +195,96 @@ def test_import_reads_a_password_zip_and_refuses_a_wrong_password(loupe_home, tm
     assert err.startswith("error:") and "password" in err.lower() and "\n" not in err
     assert main(["import", str(protected), "--project", "z", "--password", "s3cret"]) == 0
     assert "imported" in capsys.readouterr().out
+
+
+# --- loupe run (the server itself is replaced by a recorder) -------------------------------------------------------
+
+
+@pytest.fixture()
+def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Record what ``loupe run`` would start instead of starting Streamlit."""
+    import core.cli
+
+    calls: list[dict[str, object]] = []
+
+    def call(command: list[str], *, env: dict[str, str], cwd: Path) -> int:
+        calls.append({"command": command, "env": env, "cwd": cwd})
+        return 0
+
+    monkeypatch.setattr(core.cli.subprocess, "call", call)
+    return calls
+
+
+def _project_names(database_url: str) -> list[str]:
+    from core.store.models import Project
+
+    with session_scope(make_engine(database_url)) as session:
+        return list(session.execute(select(Project.name)).scalars().all())
+
+
+def test_run_from_another_directory_hands_the_dashboard_the_same_database(
+    fake_server: list[dict[str, object]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.demo import DEMO_PROJECT
+    from core.settings import load_settings
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("LOUPE_HOME", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    code, out, _ = run(capsys, "run", "--port", "8765")
+
+    assert code == 0 and "Loaded the demo project" in out
+    [started] = fake_server
+    env = started["env"]
+    assert isinstance(env, dict)
+    assert started["cwd"] == REPO
+    assert started["command"][-5:] == ["8765", "--server.address", "127.0.0.1", "--server.headless", "true"]
+    assert env["LOUPE_HOME"] == str(elsewhere / "data" / "workspace")
+    # The dashboard resolves its settings in the repository; it must still open the database the CLI filled.
+    monkeypatch.chdir(REPO)
+    dashboard = load_settings(env)
+    assert dashboard.home == elsewhere / "data" / "workspace"
+    assert _project_names(dashboard.database_url) == [DEMO_PROJECT]
+
+
+def test_a_relative_sqlite_database_url_is_handed_over_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.settings import child_environment, load_settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"LOUPE_HOME": "home", "DATABASE_URL": "sqlite:///db/loupe.db?timeout=5"})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'db' / 'loupe.db'}?timeout=5"
+    env = child_environment(settings, {"DATABASE_URL": "sqlite:///db/loupe.db?timeout=5", "PATH": "/bin"})
+    assert env == {"DATABASE_URL": settings.database_url, "LOUPE_HOME": str(tmp_path / "home"), "PATH": "/bin"}
+    assert load_settings({"DATABASE_URL": "sqlite:///:memory:"}).database_url == "sqlite:///:memory:"
+
+
+def test_run_loads_the_demo_on_the_first_start_only(
+    fake_server: list[dict[str, object]], loupe_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.demo import DEMO_PROJECT, load_demo
+    from core.settings import load_settings
+    from core.store.projects import delete_project
+
+    url = load_settings().database_url
+    code, out, _ = run(capsys, "run")
+    assert code == 0 and "Loaded the demo project" in out
+    assert _project_names(url) == [DEMO_PROJECT]
+    code, out, _ = run(capsys, "run")
+    assert code == 0 and "Loaded the demo project" not in out
+
+    with session_scope(make_engine(url)) as session:
+        delete_project(session, name=DEMO_PROJECT)
+    code, out, _ = run(capsys, "run")
+
+    assert code == 0 and "Loaded the demo project" not in out
+    assert _project_names(url) == []  # the user deleted it; it stays deleted
+    # The Projects page's "Load demo project" still loads it on request.
+    assert load_demo(make_engine(url)) is not None
+    assert _project_names(url) == [DEMO_PROJECT]
+    assert len(fake_server) == 3
