@@ -26,6 +26,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "youtube"
 LABELED_FRACTION = 0.10
 SEED = 2015
 CLASS_NAMES = {"1": "spam", "0": "ham"}
+DEMO_LOADED_FLAG = "demo_loaded"
 
 
 def demo_rows(data_dir: Path = DATA_DIR) -> list[dict[str, object]]:
@@ -55,12 +56,33 @@ def demo_rows(data_dir: Path = DATA_DIR) -> list[dict[str, object]]:
 
 
 def load_demo(engine: Engine, *, name: str = DEMO_PROJECT) -> ImportResult | None:
-    """Create the demo project unless it exists (idempotent); returns None when it was there already."""
+    """Create the demo project unless it exists (idempotent); returns None when it was there already.
+
+    This is the Projects page's button: it loads the demo whenever asked. ``loupe run`` uses
+    :func:`load_demo_on_first_start`, which leaves a deleted demo deleted.
+    """
     with session_scope(engine) as session:
         if find_project(session, name) is not None:
             return None
     payload = json.dumps(demo_rows(), ensure_ascii=False).encode("utf-8")
     return import_file(engine, project=name, data=payload, name="youtube_spam_demo.json", fmt="json")
+
+
+def load_demo_on_first_start(engine: Engine, *, name: str = DEMO_PROJECT) -> ImportResult | None:
+    """Load the demo on the first start of this store only; returns None on every later start.
+
+    The store remembers that it offered the demo (:class:`~core.store.meta.StoreFlag`), so a demo
+    the user deleted does not come back. A failed load leaves no flag: the next start tries again.
+    """
+    from core.store.meta import has_flag, set_flag
+
+    with session_scope(engine) as session:
+        if has_flag(session, DEMO_LOADED_FLAG):
+            return None
+    result = load_demo(engine, name=name)
+    with session_scope(engine) as session:
+        set_flag(session, DEMO_LOADED_FLAG)
+    return result
 
 
 def demo_ground_truth(data_dir: Path = DATA_DIR) -> list[str]:
