@@ -808,9 +808,10 @@ def run_heuristics(
 ) -> list[RunOutcome]:
     """Run heuristics of a task on all its project's records and store their votes.
 
-    Labeling functions run in worker processes (:func:`core.sandbox.run_heuristics`), one
-    heuristic after the other; each heuristic's votes are stored, in a transaction of
-    their own, as soon as it finishes, so an interrupted run keeps what finished.
+    Labeling functions run in one batch of worker processes (:func:`core.sandbox.run_programs`:
+    the records are sent once, one worker per heuristic, as many at once as there are CPUs),
+    then lookup-list heuristics in this process; each heuristic's votes are stored, in a
+    transaction of their own, as soon as it finishes, so an interrupted run keeps what finished.
 
     Parameters
     ----------
@@ -850,46 +851,68 @@ def run_heuristics(
         jobs = _prepare(session, ctx, chosen)
     n = len(ctx.record_ids)
     total = max(n * len(jobs), 1)
-    records = ctx.sandbox_records() if any(j.kind == HeuristicKind.LABELING_FUNCTION for j in jobs) else []
-    outcomes = []
-    for position, job in enumerate(jobs):
-        offset = position * n
-        if progress:
-            progress(offset, total)
-        if job.kind == HeuristicKind.LABELING_FUNCTION:
-            run = _run_function(job, ctx, records, offset=offset, total=total, progress=progress,
-                                time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb)
-        else:
-            run = _run_lookup(job, ctx)
+    outcomes: dict[int, RunOutcome] = {}
+
+    def store(job: _Job, run: sandbox.HeuristicRun) -> None:
         with session_scope(engine) as session:
             h = session.get(Heuristic, job.heuristic_id)
-            if h is None:  # deleted while it ran
-                continue
-            outcomes.append(_store_run(session, h, run, ctx, version=job.version))
+            if h is not None:  # else deleted while it ran
+                outcomes[job.heuristic_id] = _store_run(session, h, run, ctx, version=job.version)
+
+    functions = [job for job in jobs if job.kind == HeuristicKind.LABELING_FUNCTION]
+    if functions:
+        _run_functions(functions, ctx, total=total, progress=progress, on_run=store,
+                       time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb)
+    done = len(functions) * n
+    for job in jobs:
+        if job.kind != HeuristicKind.LABELING_FUNCTION:
+            if progress:
+                progress(done, total)
+            store(job, _run_lookup(job, ctx))
+            done += n
     if progress:
         progress(total, total)
-    return outcomes
+    return [outcomes[job.heuristic_id] for job in jobs if job.heuristic_id in outcomes]
 
 
-def _run_function(
-    job: _Job, ctx: _Context, records: list[dict[str, Any]], *, offset: int, total: int,
-    progress: Progress | None, time_limit_s: float, memory_limit_mb: int,
-) -> sandbox.HeuristicRun:
+def _run_functions(
+    jobs: Sequence[_Job], ctx: _Context, *, total: int, progress: Progress | None,
+    on_run: Callable[[_Job, sandbox.HeuristicRun], None], time_limit_s: float, memory_limit_mb: int,
+) -> None:
+    """Run labeling-function heuristics in one sandbox batch: records pickled once, workers in parallel.
+
+    Each still runs in its own worker with its own limits; ``on_run`` gets each run as it ends.
+    A heuristic whose code is invalid fails on its own, before the batch starts.
+    """
+    by_name: dict[str, _Job] = {}
+    programs = []
+    for job in jobs:
+        program = sandbox.Program(name=job.name, source=job.code, lookup_lists=job.lists)
+        try:
+            sandbox.check_program(program)
+        except ValidationError as e:
+            on_run(job, sandbox.HeuristicRun(name=job.name, state="failed", error=str(e)))
+            continue
+        by_name[job.name] = job
+        programs.append(program)
+    if not programs:
+        return
+    offset = (len(jobs) - len(programs)) * len(ctx.record_ids)
+
     def report(done: int, _total: int) -> None:
         if progress:
             progress(offset + done, total)
 
     try:
-        runs = sandbox.run_heuristics(
-            job.code, records=records, record_ids=ctx.keys, labels=list(ctx.labels), kind=ctx.sandbox_kind,
-            function_names=[job.name],
-            token_counts=None if ctx.offsets is None else [len(o) for o in ctx.offsets],
-            lookup_lists=job.lists, time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb, max_workers=1,
-            progress=report,
+        sandbox.run_programs(
+            programs, records=ctx.sandbox_records(), record_ids=ctx.keys, labels=list(ctx.labels),
+            kind=ctx.sandbox_kind, token_counts=None if ctx.offsets is None else [len(o) for o in ctx.offsets],
+            time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb, progress=report,
+            on_run=lambda run: on_run(by_name[run.name], run),
         )
-    except ValidationError as e:
-        return sandbox.HeuristicRun(name=job.name, state="failed", error=str(e))
-    return runs[job.name]
+    except ValidationError as e:  # the records themselves: every function fails with the reason
+        for program in programs:
+            on_run(by_name[program.name], sandbox.HeuristicRun(name=program.name, state="failed", error=str(e)))
 
 
 def preview_code(

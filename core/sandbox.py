@@ -137,6 +137,25 @@ class HeuristicRun:
     logs: str = ""
 
 
+@dataclass(frozen=True)
+class Program:
+    """One labeling function of its own source, for :func:`run_programs`.
+
+    Attributes
+    ----------
+    name : str
+        The function to run, defined in ``source``; also the key of its run.
+    source : str
+        The Python code defining it (see :func:`discover_functions`).
+    lookup_lists : mapping of str to sequence of str
+        The term lists this code may use, as in :func:`run_heuristics`.
+    """
+
+    name: str
+    source: str
+    lookup_lists: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
 def discover_functions(source: str) -> list[str]:
     """List the labeling functions defined in a source, without running it.
 
@@ -274,12 +293,74 @@ def run_heuristics(
     """
     names = discover_functions(source)
     selected = _select_functions(names, function_names)
+    lists = _check_lookup_lists(lookup_lists, names)
+    programs = [Program(name=name, source=source, lookup_lists=lists) for name in selected]
+    return run_programs(
+        programs, records=records, record_ids=record_ids, labels=labels, kind=kind, token_counts=token_counts,
+        time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb, max_workers=max_workers, progress=progress,
+    )
+
+
+def check_program(program: Program) -> dict[str, list[str]]:
+    """Check a program without running it; return its lookup lists as plain lists.
+
+    Raises
+    ------
+    ValidationError
+        When the code does not parse, does not define ``program.name`` as a labeling
+        function, or a lookup list name cannot be used in code.
+    """
+    names = discover_functions(program.source)
+    _select_functions(names, [program.name])
+    return _check_lookup_lists(program.lookup_lists, names)
+
+
+def run_programs(
+    programs: Sequence[Program],
+    *,
+    records: Sequence[Mapping[str, Any]],
+    record_ids: Sequence[Any],
+    labels: Sequence[str],
+    kind: HeuristicKind,
+    token_counts: Sequence[int] | None = None,
+    time_limit_s: float = 60.0,
+    memory_limit_mb: int = 1024,
+    max_workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_run: Callable[[HeuristicRun], None] | None = None,
+) -> dict[str, HeuristicRun]:
+    """Run labeling functions that each come with their own source, in one batch.
+
+    The records are checked and pickled once for the whole batch; each function still
+    runs in its own worker process with its own time and memory limit, and fails on its
+    own. Options as in :func:`run_heuristics`, and ``on_run(run)``, called in the calling
+    thread as soon as each function's run is over (to store it before the others end).
+
+    Returns
+    -------
+    dict of str to HeuristicRun
+        One run per program, in the order given.
+
+    Raises
+    ------
+    ValidationError
+        When a program's code, its name or lookup lists, or the arguments are invalid;
+        nothing has run then.
+    LoupeError
+        When worker processes cannot be started on this system.
+    """
     if kind not in ("classification", "extraction"):
         raise ValidationError(f"kind must be 'classification' or 'extraction', got {kind!r}")
+    seen: set[str] = set()
+    checked: list[tuple[Program, dict[str, list[str]]]] = []
+    for program in programs:
+        if program.name in seen:
+            raise ValidationError(f"two labeling functions named {program.name!r} in one run; rename one of them")
+        seen.add(program.name)
+        checked.append((program, check_program(program)))
     records = _check_records(records, record_ids)
     label_set = _check_labels(labels)
     counts = _check_token_counts(kind, token_counts, len(records))
-    lists = _check_lookup_lists(lookup_lists, names)
     if not (isinstance(time_limit_s, int | float) and math.isfinite(time_limit_s) and time_limit_s > 0):
         raise ValidationError(f"time_limit_s must be a positive number of seconds, got {time_limit_s!r}")
     if not isinstance(memory_limit_mb, int) or memory_limit_mb < MIN_MEMORY_LIMIT_MB:
@@ -288,12 +369,12 @@ def run_heuristics(
         )
     if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
         raise ValidationError(f"max_workers must be a positive int or None, got {max_workers!r}")
-    if not selected:
+    if not checked:
         return {}
     if os.name != "posix" or not sys.executable:
         raise LoupeError("running labeling functions needs a POSIX system and a Python executable")
 
-    workers = min(len(selected), max_workers or os.cpu_count() or 1)
+    workers = min(len(checked), max_workers or os.cpu_count() or 1)
     settings = _Settings(
         kind=kind,
         labels=label_set,
@@ -303,15 +384,22 @@ def run_heuristics(
         time_limit_s=float(time_limit_s),
         memory_bytes=memory_limit_mb * 1024 * 1024,
         memory_limit_mb=memory_limit_mb,
-        source_lines=source.splitlines(),
     )
     with tempfile.TemporaryDirectory(prefix="loupe-sandbox-") as tmp:
-        payload = Path(tmp) / "payload.pickle"
-        _write_payload(payload, source=source, kind=kind, records=records, lookup_lists=lists)
+        payload = Path(tmp) / "records.pickle"
+        _write_records(payload, kind=kind, records=records)
+        specs: list[_ProgramFile] = []
+        files: dict[tuple[str, str], Path] = {}  # programs of one source and lists share a file
+        for program, lists in checked:
+            key = (program.source, json.dumps(lists, sort_keys=True))
+            if key not in files:
+                files[key] = Path(tmp) / f"program-{len(files)}.pickle"
+                _write_program(files[key], source=program.source, lookup_lists=lists)
+            specs.append(_ProgramFile(program.name, files[key], program.source.splitlines()))
         runs = _schedule(
-            selected, settings=settings, tmp=Path(tmp), payload=payload, workers=workers, progress=progress
+            specs, settings=settings, tmp=Path(tmp), payload=payload, workers=workers, progress=progress, on_run=on_run
         )
-    return {name: runs[name] for name in selected}
+    return {program.name: runs[program.name] for program, _ in checked}
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -432,11 +520,14 @@ class _PlainPickler(pickle.Pickler):
         return NotImplemented
 
 
-def _write_payload(
-    path: Path, *, source: str, kind: str, records: list[dict[str, Any]], lookup_lists: dict[str, list[str]]
-) -> None:
+def _write_program(path: Path, *, source: str, lookup_lists: dict[str, list[str]]) -> None:
+    with path.open("wb") as file:
+        pickle.dump({"source": source, "lookup_lists": lookup_lists}, file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _write_records(path: Path, *, kind: str, records: list[dict[str, Any]]) -> None:
     chunks = [records[i : i + CHUNK_SIZE] for i in range(0, len(records), CHUNK_SIZE)]
-    config = {"source": source, "kind": kind, "lookup_lists": lookup_lists, "n_chunks": len(chunks)}
+    config = {"kind": kind, "n_chunks": len(chunks)}
     with path.open("wb") as file:
         pickler = _PlainPickler(file, protocol=pickle.HIGHEST_PROTOCOL)
         for part in (config, *chunks):
@@ -462,6 +553,11 @@ class _Settings:
     time_limit_s: float
     memory_bytes: int
     memory_limit_mb: int
+
+
+class _ProgramFile(NamedTuple):
+    name: str
+    path: Path
     source_lines: list[str]
 
 
@@ -472,9 +568,11 @@ class _ProtocolError(Exception):
 class _Job:
     """One worker process running one function, and what it has reported so far."""
 
-    def __init__(self, name: str, *, index: int, settings: _Settings, tmp: Path, payload: Path) -> None:
+    def __init__(self, program: _ProgramFile, *, index: int, settings: _Settings, tmp: Path, payload: Path) -> None:
+        name = program.name
         self.name = name
         self.settings = settings
+        self.source_lines = program.source_lines
         self.current_path = tmp / f"current-{index}.bin"
         self.current_path.write_bytes(struct.pack("q", -1))
         self.dump_path = tmp / f"stack-{index}.txt"
@@ -483,6 +581,7 @@ class _Job:
         spec = {
             "function_name": name,
             "payload_path": str(payload),
+            "program_path": str(program.path),
             "channel_fd": channel_w,
             "current_path": str(self.current_path),
             "dump_path": str(self.dump_path),
@@ -744,7 +843,7 @@ class _Job:
         if not match:
             return None
         line = int(match[1])
-        lines = self.settings.source_lines
+        lines = self.source_lines
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         return f"line {line} in {match[2]}" + (f": `{text}`" if text else "")
 
@@ -770,27 +869,28 @@ def _exit_description(returncode: int | None) -> str:
 
 
 def _schedule(
-    names: list[str],
+    programs: list[_ProgramFile],
     *,
     settings: _Settings,
     tmp: Path,
     payload: Path,
     workers: int,
     progress: Callable[[int, int], None] | None,
+    on_run: Callable[[HeuristicRun], None] | None = None,
 ) -> dict[str, HeuristicRun]:
     """Run the functions, ``workers`` at a time, multiplexing their pipes in this thread."""
-    pending = deque(enumerate(names))
+    pending = deque(enumerate(programs))
     active: list[_Job] = []
     runs: dict[str, HeuristicRun] = {}
-    total = settings.n_records * len(names)
+    total = settings.n_records * len(programs)
     finished_records = 0
     reported = -1
     selector = selectors.DefaultSelector()
     try:
         while pending or active:
             while pending and len(active) < workers:
-                index, name = pending.popleft()
-                job = _Job(name, index=index, settings=settings, tmp=tmp, payload=payload)
+                index, program = pending.popleft()
+                job = _Job(program, index=index, settings=settings, tmp=tmp, payload=payload)
                 active.append(job)
                 for fd in (job.channel_fd, job.log_fd, job.pidfd):
                     if fd is not None:
@@ -820,6 +920,8 @@ def _schedule(
                     runs[job.name] = job.close()
                     active.remove(job)
                     finished_records += settings.n_records
+                    if on_run is not None:
+                        on_run(runs[job.name])
                 elif now >= job.deadline:
                     job.on_deadline(now)
         if progress is not None and reported != total:

@@ -200,15 +200,17 @@ def _load_module(source: str, lookup_lists: dict[str, list[str]]) -> dict[str, A
 
 def _run(job: dict[str, Any], channel: _Channel, current: memoryview) -> None:
     name: str = job["function_name"]
+    with open(job["program_path"], "rb") as program_file:
+        program = pickle.load(program_file)
     with open(job["payload_path"], "rb") as payload:
         config = pickle.load(payload)
-        source: str = config["source"]
+        source: str = program["source"]
         source_lines = source.splitlines()
         kind: str = config["kind"]
         reserve = bytearray(_RESERVE_BYTES)
         phase = "load"
         try:
-            namespace = _load_module(source, config["lookup_lists"])
+            namespace = _load_module(source, program["lookup_lists"])
             function = namespace.get(name)
             if not callable(function):
                 raise _contract_error(f"{name} is not a function after running the file")

@@ -243,3 +243,26 @@ def food_words(record):
     assert (rows["dishes_lookup"]["coverage"], rows["dishes_lookup"]["hits"], rows["dishes_lookup"]["overlaps"]) == (
         1, 2, 1)
     assert stats.unit == "tokens" and stats.overlaps.loc["food_words", "dishes_lookup"] == 1
+
+
+def test_run_sends_all_labeling_functions_in_one_sandbox_batch(reviews: Reviews, monkeypatch) -> None:
+    import core.sandbox
+
+    add_keywords(reviews)
+    with session_scope(reviews.engine) as session:  # stored code that no longer parses fails on its own
+        broken = add_labeling_functions(session, project_id=reviews.project_id, task_id=reviews.sentiment,
+                                        source="def broken(record):\n    return None\n")[0]
+        broken.code = "def broken(record):\n    return (\n"
+    calls: list[list[str]] = []
+    real = core.sandbox.run_programs
+
+    def spy(programs, **options):
+        calls.append([p.name for p in programs])
+        return real(programs, **options)
+
+    monkeypatch.setattr(core.sandbox, "run_programs", spy)
+    outcomes = run_heuristics(reviews.engine, project_id=reviews.project_id, task_id=reviews.sentiment)
+    assert calls == [["good", "bad", "fun"]]  # the records are sent once, not once per heuristic
+    assert [o.name for o in outcomes] == ["good", "bad", "fun", "broken"]
+    assert outcomes[3].state == "failed" and "syntax error" in (outcomes[3].error or "")
+    assert votes(reviews.engine, reviews.sentiment)["bad"] == {"2": "negative", "3": "negative"}

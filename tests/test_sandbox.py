@@ -377,3 +377,34 @@ def test_extraction_requires_token_counts():
 def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValidationError, match="records has 4 and record_ids has 3"):
         classify("def lf(record):\n    return None\n", record_ids=IDS[:3])
+
+
+# --- batches of programs with their own sources ---------------------------------------------------
+
+
+def test_run_programs_runs_each_source_in_its_own_worker_and_reports_each_on_its_own():
+    from core.sandbox import Program, run_programs
+
+    done: list[str] = []
+    programs = [
+        Program(name="good", source="def good(record):\n    return 'positive' if 'good' in record['text'] else None\n"),
+        Program(name="boom", source="def boom(record):\n    return 1 / 0\n"),
+        Program(name="listed", source="def listed(record):\n    return 'negative' if any(w in record['text'] "
+                "for w in words) else None\n", lookup_lists={"words": ["bad", "awful"]}),
+    ]
+    runs = run_programs(programs, records=RECORDS, record_ids=IDS, labels=LABELS, kind="classification",
+                        time_limit_s=10, on_run=lambda run: done.append(run.name))
+    assert list(runs) == ["good", "boom", "listed"]
+    assert runs["good"].votes == ["positive", None, None, None]
+    assert runs["boom"].state == "failed" and "ZeroDivisionError" in runs["boom"].error
+    assert runs["boom"].failed_record_id == 101
+    assert runs["listed"].votes == [None, "negative", "negative", None]
+    assert sorted(done) == ["boom", "good", "listed"]  # each reported as it ended
+
+
+def test_run_programs_rejects_a_program_whose_source_lacks_its_function():
+    from core.sandbox import Program, run_programs
+
+    with pytest.raises(ValidationError, match="no labeling function named 'other'"):
+        run_programs([Program(name="other", source="def lf(record):\n    return None\n")], records=RECORDS,
+                     record_ids=IDS, labels=LABELS, kind="classification")
