@@ -173,10 +173,11 @@ class AgreementReport:
     answers: pd.DataFrame = field(repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``loupe agreement --json`` object: pairs and alpha, NaN as null."""
+        """The ``loupe agreement --json`` object, exactly ``{"pairs": [...], "krippendorff_alpha": A}``; NaN as null.
+
+        The task and the level (record or token) are the caller's to show (the text output does).
+        """
         return {
-            "task": self.task,
-            "level": self.level,
             "pairs": [
                 {"a": r.a, "b": r.b, "n": int(r.n), "percent": _num(r.percent), "cohen_kappa": _num(r.cohen_kappa)}
                 for r in self.pairs.itertuples(index=False)

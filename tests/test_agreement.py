@@ -158,6 +158,8 @@ def test_cli_agreement_json(labeling_project: LabelingProject, capsys: pytest.Ca
     capsys.readouterr()
     assert main(["agreement", "--project", "reviews", "--task", "sentiment", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
+    # Exactly the object: nothing but pairs and alpha at the top level.
+    assert list(payload) == ["pairs", "krippendorff_alpha"]
     assert [(p["a"], p["b"], p["n"]) for p in payload["pairs"]] == [("ann", "bob", 3), ("ann", "cy", 3),
                                                                     ("bob", "cy", 3)]
     assert set(payload["pairs"][0]) == {"a", "b", "n", "percent", "cohen_kappa"}
@@ -170,6 +172,7 @@ def test_cli_agreement_json(labeling_project: LabelingProject, capsys: pytest.Ca
     assert main(["agreement", "--project", "reviews", "--task", "sentiment"]) == 0
     out = capsys.readouterr().out
     assert "Krippendorff's alpha (nominal)" in out and "ann" in out
+    assert "Task 'sentiment' (record level)" in out  # the context the JSON leaves out
     assert main(["agreement", "--project", "reviews", "--task", "sentiment", "--slice", "nope"]) == 1
     assert "No slice named 'nope'" in capsys.readouterr().err
     with session_scope(labeling_project.engine) as s:

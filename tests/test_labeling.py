@@ -329,7 +329,7 @@ def test_cli_uses_loupe_annotator_by_default(labeling_project: LabelingProject, 
         ("negative", "erin", None, None)]
     assert main(["agreement", "--project", "reviews", "--task", "sentiment", "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
-    assert json.loads(out) == {"task": "sentiment", "level": "record", "pairs": [], "krippendorff_alpha": None}
+    assert json.loads(out) == {"pairs": [], "krippendorff_alpha": None}
 
 
 # --- concurrency ----------------------------------------------------------------------------------------------------
