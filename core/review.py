@@ -268,23 +268,25 @@ def mark_gold_fraction(
     task_id: int,
     fraction: float,
     seed: int = 0,
-    annotator_id: int | None = None,
+    annotator_ids: Sequence[int | None] | None = None,
     label_names: Sequence[str] | None = None,
     record_ids: Iterable[int] | None = None,
 ) -> int:
     """Ground-truth manager: star a seeded ``fraction`` of the filtered labeled records; returns how many.
 
-    Filters (AND): answers by ``annotator_id``, answers containing any of
-    ``label_names``, ``record_ids``. On each chosen record the filtered
-    annotator's answer is starred, else the answer most annotators gave.
+    Filters (AND): answers by any of ``annotator_ids`` (None: everyone's),
+    answers containing any of ``label_names``, ``record_ids``. On each chosen
+    record the filtered answer is starred; when several pass the filters, the
+    one most of them gave (ties: the earliest annotator).
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValidationError(f"The gold fraction is between 0 and 1; got {fraction}.")
     task = _task(session, task_id)
     wanted = set(label_names or ())
+    who = None if annotator_ids is None else set(annotator_ids)
     by_record: dict[int, list[AnswerView]] = defaultdict(list)
     for (rid, aid), view in _answers(session, task=task, record_ids=record_ids).items():
-        if annotator_id is not None and aid != annotator_id:
+        if who is not None and aid not in who:
             continue
         if wanted and not wanted & {p[0] if isinstance(p, tuple) else p for p in view.labels}:
             continue

@@ -47,9 +47,8 @@ with gold_tab:
     share = st.slider("Fraction of labeled records", 0, 100, 10, step=5, format="%d%%", key="review.fraction")
     gold_col, reset_col = st.columns(2)
     if gold_col.button("Mark as gold", icon=":material/star:", key="review.mark_gold"):
-        only = chosen.annotator_ids[0] if chosen.annotator_ids and len(chosen.annotator_ids) == 1 else None
         n = run_write(engine(), lambda s: mark_gold_fraction(
-            s, task_id=chosen.task_id, fraction=share / 100, seed=chosen.seed, annotator_id=only,
+            s, task_id=chosen.task_id, fraction=share / 100, seed=chosen.seed, annotator_ids=chosen.annotator_ids,
             label_names=list(chosen.labels) or None))
         flash(f"Starred {n} record(s) as gold.")
         st.rerun()

@@ -258,6 +258,26 @@ def test_ground_truth_manager(labeling_project: LabelingProject, loupe_home: Pat
     assert "Removed the gold star from 3 label(s)." in at.info[0].value
 
 
+def test_ground_truth_manager_keeps_several_picked_annotators(labeling_project: LabelingProject,
+                                                              loupe_home: Path) -> None:
+    p = labeling_project
+    with session_scope(p.engine) as s:
+        alice, bob, carol = (get_or_create_annotator(s, n).id or 0 for n in ("alice", "bob", "carol"))
+        for i, rid in enumerate(p.record_ids):
+            set_label(s, task_id=p.sentiment, record_id=rid, annotator_id=alice, label="positive")
+            set_label(s, task_id=p.sentiment, record_id=rid, annotator_id=bob if i % 2 else carol, label="negative")
+    at = _app("pages/review.py")
+    at.sidebar.multiselect(key="review.annotators").set_value([bob, carol]).run()
+    at.slider(key="review.fraction").set_value(100).run()
+    at.button(key="review.mark_gold").click().run()
+    assert not at.exception, at.exception
+    assert "Starred 6 record(s) as gold." in at.success[0].value
+    with session_scope(p.engine) as s:
+        starred = s.execute(select(LabelAssociation.annotator_id).where(LabelAssociation.is_gold.is_(True))).all()
+    # Alice (everyone's earliest annotator) would win the ties without the filter.
+    assert sorted(a for (a,) in starred) == sorted([bob, carol] * 3)
+
+
 @pytest.mark.parametrize("labeled", [False, True])
 def test_agreement_section(labeling_project: LabelingProject, loupe_home: Path, labeled: bool) -> None:
     p = labeling_project

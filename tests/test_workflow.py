@@ -193,10 +193,10 @@ def test_gold_star_and_ground_truth_manager(labeling_project: LabelingProject) -
         set_gold(s, task_id=p.sentiment, record_id=r[0], annotator_id=bob)  # moving the star
         assert valid_manual_labels(s, task_id=p.sentiment) == {r[0]: "negative"}
         assert reset_gold(s, task_id=p.sentiment) == 1
-        marked = mark_gold_fraction(s, task_id=p.sentiment, fraction=0.5, seed=3, annotator_id=bob)
+        marked = mark_gold_fraction(s, task_id=p.sentiment, fraction=0.5, seed=3, annotator_ids=[bob])
         valid = valid_manual_labels(s, task_id=p.sentiment)
         assert marked == 3 and len(valid) == 3 and set(valid.values()) == {"negative"}
-        assert mark_gold_fraction(s, task_id=p.sentiment, fraction=0.5, seed=3, annotator_id=bob) == 3
+        assert mark_gold_fraction(s, task_id=p.sentiment, fraction=0.5, seed=3, annotator_ids=[bob]) == 3
         assert valid_manual_labels(s, task_id=p.sentiment) == valid  # same seed, same records
         assert reset_gold(s, task_id=p.sentiment, record_ids=list(valid)[:1]) == 1
         assert len(valid_manual_labels(s, task_id=p.sentiment)) == 2
@@ -216,6 +216,37 @@ def test_gold_fraction_picks_the_majority_answer(labeling_project: LabelingProje
             set_label(s, task_id=p.sentiment, record_id=rec, annotator_id=who, label=name)
         assert mark_gold_fraction(s, task_id=p.sentiment, fraction=1.0) == 1
         assert valid_manual_labels(s, task_id=p.sentiment) == {rec: "negative"}
+
+
+def _gold_by(engine: Engine, task_id: int) -> dict[int, str]:
+    from core.store.models import Annotator
+
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(LabelAssociation.record_id, Annotator.name)
+            .join(Annotator, Annotator.id == LabelAssociation.annotator_id)
+            .where(LabelAssociation.task_id == task_id, LabelAssociation.is_gold.is_(True))
+        ).all()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def test_gold_fraction_keeps_a_filter_of_several_annotators(labeling_project: LabelingProject) -> None:
+    p = labeling_project
+    alice, bob, carol, dave = _ids(p.engine, "alice", "bob", "carol", "dave")
+    r = p.record_ids
+    with session_scope(p.engine) as s:
+        for i, rid in enumerate(r):
+            set_label(s, task_id=p.sentiment, record_id=rid, annotator_id=alice, label="positive")
+            set_label(s, task_id=p.sentiment, record_id=rid, annotator_id=bob if i < 3 else carol, label="negative")
+        # On the first record most annotators say "positive"; the filter still picks bob's answer.
+        set_label(s, task_id=p.sentiment, record_id=r[0], annotator_id=dave, label="positive")
+        assert mark_gold_fraction(s, task_id=p.sentiment, fraction=1.0, annotator_ids=[bob, carol]) == 6
+    assert _gold_by(p.engine, p.sentiment) == {rid: "bob" if i < 3 else "carol" for i, rid in enumerate(r)}
+    with session_scope(p.engine) as s:
+        reset_gold(s, task_id=p.sentiment)
+        # Only records the filtered annotators labeled are candidates.
+        assert mark_gold_fraction(s, task_id=p.sentiment, fraction=1.0, annotator_ids=[dave, carol]) == 4
+    assert _gold_by(p.engine, p.sentiment) == {r[0]: "dave", r[3]: "carol", r[4]: "carol", r[5]: "carol"}
 
 
 def test_deleting_a_project_removes_workflow_rows(labeling_project: LabelingProject) -> None:
