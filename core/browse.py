@@ -10,12 +10,15 @@ read from an index:
 - ``confidence`` order walks the ``(task_id, source_type, confidence)`` index
   of weak-supervision labels (classification tasks), records without weak
   supervision follow;
-- ``attribute`` order uses an expression index when one exists
-  (:func:`core.store.browse_indexes.ensure_attribute_indexes`);
-- ``random`` (seeded) reads a fixed pseudo-random permutation from its
-  index, starting at a point the seed chooses (different seeds start at
-  different places of the same shuffled sequence);
-- unindexed attributes sort the whole filtered set, which takes a few
+- ``attribute`` order uses an expression index on the attribute, created
+  the first time the attribute is sorted on
+  (:func:`core.store.browse_indexes.ensure_sort_index`; not for TEXT
+  attributes, whose long values would make a large index);
+- ``random`` (seeded) reads one or a few seed-chosen buckets of a fixed
+  pseudo-random key from its index and orders them by a seeded hash of the
+  record id (:class:`~core.store.browse_indexes.SeededOrder`): each seed gives
+  its own permutation;
+- unindexed attributes (TEXT) sort the whole filtered set, which takes a few
   hundred milliseconds on a million records.
 
 Columns of a page: the record ``key``, every attribute, then per task
@@ -33,19 +36,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, not_, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.errors import ValidationError
 from core.filters import Filter, FilterContext, Sort, SortBy, Style, compile_filter
 from core.store.browse_indexes import (
-    attribute_index_name,
-    attribute_indexes,
+    SeededOrder,
+    ensure_sort_index,
     index_names,
-    indexable,
     random_key,
-    random_start,
     sort_expression,
 )
 from core.store.comments import comment_counts
@@ -137,7 +138,7 @@ def ordered_ids(
     else:
         attribute = _sort_attribute(ctx, order)
         expr = sort_expression(attribute, dialect)
-        indexed = indexable(attribute.name) and attribute_index_name(attribute.name) in _indexes(session)
+        indexed = ensure_sort_index(_engine_of(session), attribute)
         style: Style = "exists" if indexed else "in"
         where = compile_filter(session, project_id=project_id, flt=flt, style=style, context=ctx)
         direction = expr.desc() if order.descending else expr.asc()
@@ -148,41 +149,80 @@ def ordered_ids(
     return [int(i) for i in session.execute(stmt).scalars().all()]
 
 
+# A page of the seeded random order reads buckets in doubling groups (1, 2, 4, ... buckets) until it is full.
+# Past this many buckets (a selective filter, or a deep page) the rest of the filtered set is ordered at once:
+# in Python when few records are expected there, else by one sort in SQL.
+_RANDOM_WALK_BUCKETS = 127
+_RANDOM_PYTHON_SORT = 50_000
+
+
 def _ids_at_random(
     session: Session, ctx: FilterContext, flt: Filter | None, seed: int, offset: int, limit: int | None
 ) -> list[int]:
-    """Ids in the seeded random order: the fixed permutation :func:`random_key`, read from a seed-chosen start.
+    """Ids in the seeded random order of :class:`~core.store.browse_indexes.SeededOrder`.
 
-    Two ranges of the ``(project_id, random_key)`` index, each read in order:
-    from the start to the end, then from the beginning up to the start.
+    A page walks the seed's buckets in groups of 1, 2, 4, ... buckets: each
+    group is a few ranges of the ``(project_id, random_key)`` index, whose
+    matching ids are ordered in Python by (bucket position, seeded rank, id).
+    With a broad filter the first bucket (about a thousand records on a
+    million) fills a page. After ``_RANDOM_WALK_BUCKETS`` buckets the rest is
+    ordered at once: the filter's matches are read and sorted in Python when
+    the buckets seen so far predict few of them (a selective filter costs one
+    pass of the filter, like counting it), else SQL sorts them (deep pages of
+    a broad filter). All ids (``limit=None``) are one SQL sort. Every path
+    gives the same order.
     """
-    key, start = random_key(), random_start(seed)
+    order = SeededOrder(seed)
+    if limit is None:
+        where = compile_filter(session, project_id=ctx.project_id, flt=flt, style="in", context=ctx)
+        stmt = select(RECORD.c.id).where(where).order_by(*order.order_by()).offset(offset)
+        return [int(i) for i in session.execute(stmt).scalars().all()]
     indexed = "ix_browse_record_random" in index_names(_engine_of(session))
     style: Style = "exists" if indexed else "in"
     where = compile_filter(session, project_id=ctx.project_id, flt=flt, style=style, context=ctx)
-    after = select(RECORD.c.id).where(where, key >= start).order_by(key, RECORD.c.id).offset(offset)
-    if limit is not None:
-        after = after.limit(limit)
-    first = [int(i) for i in session.execute(after).scalars().all()]
-    if limit is not None and len(first) == limit:
-        return first
-    seen = offset + len(first) if first else int(session.execute(
-        select(func.count()).select_from(RECORD).where(
-            compile_filter(session, project_id=ctx.project_id, flt=flt, style="in", context=ctx), key >= start)
-    ).scalar_one())
-    before = select(RECORD.c.id).where(where, key < start).order_by(key, RECORD.c.id).offset(max(0, offset - seen))
-    if limit is not None:
-        before = before.limit(limit - len(first))
-    return first + [int(i) for i in session.execute(before).scalars().all()]
+    key, rank = random_key(), order.rank_sql()
+    buckets = order.buckets()
+    position = {b: i for i, b in enumerate(buckets)}
+    found: list[int] = []
+    skip, start, size, matched = offset, 0, 1, 0
+
+    def take(rows: list[Any]) -> None:
+        nonlocal skip
+        rows.sort(key=lambda r: (position[order.bucket_of(r[1])], r[2], r[0]))
+        found.extend(int(r[0]) for r in rows[skip:skip + limit - len(found)])
+        skip = max(0, skip - len(rows))
+
+    while start < min(len(buckets), _RANDOM_WALK_BUCKETS):
+        group = buckets[start:start + size]
+        ranges = [and_(key >= low, key < high) for low, high in map(order.key_range, group)]
+        rows = list(session.execute(select(RECORD.c.id, key, rank).where(where, or_(*ranges))).all())
+        matched += len(rows)
+        take(rows)
+        if len(found) == limit:
+            return found
+        start, size = start + len(group), size * 2
+        if matched == 0 or (offset + limit) * start > _RANDOM_WALK_BUCKETS * matched:
+            break  # a selective filter (or a deep page): walking on would read more buckets than allowed
+    if start >= len(buckets):
+        return found
+    seen = buckets[:start]
+    everywhere = compile_filter(session, project_id=ctx.project_id, flt=flt, style="in", context=ctx)
+    if matched * (len(buckets) - start) <= _RANDOM_PYTHON_SORT * max(start, 1):
+        done = set(seen)
+        rows = [r for r in session.execute(select(RECORD.c.id, key, rank).where(everywhere)).all()
+                if order.bucket_of(r[1]) not in done]
+        take(rows)
+        return found
+    rest = (
+        select(RECORD.c.id).where(everywhere, order.bucket_sql().not_in(seen))
+        .order_by(*order.order_by()).offset(skip).limit(limit - len(found))
+    )
+    return found + [int(i) for i in session.execute(rest).scalars().all()]
 
 
 def _engine_of(session: Session) -> Engine:
     bind = session.get_bind()
     return bind if isinstance(bind, Engine) else bind.engine
-
-
-def _indexes(session: Session) -> set[str]:
-    return attribute_indexes(_engine_of(session))
 
 
 def _sort_attribute(ctx: FilterContext, order: Sort) -> Attribute:

@@ -10,16 +10,23 @@ Two kinds:
   says spam" from the index alone and ``(task_id, source_type, confidence,
   record_id)`` serves confidence ranges and reads records in confidence order,
   so a page sorted by confidence stops after its rows. On
-  :class:`~core.store.models.Record`, ``(project_id, random_key)`` holds a
-  fixed pseudo-random permutation of the records (:func:`random_key`), which
-  the seeded random order reads from a seed-chosen starting point.
+  :class:`~core.store.models.Record`, ``(project_id, random_key)`` spreads
+  the records over a fixed pseudo-random key (:func:`random_key`). The seeded
+  random order (:class:`SeededOrder`) cuts that key range into
+  ``RANDOM_BUCKETS`` buckets, visits the buckets in an order drawn from the
+  seed and, inside a bucket, orders records by a seeded hash of their id: a
+  different seed gives a different permutation (not a rotation of one), and
+  a page reads one or a few buckets (about a thousand records each on a
+  million) along the index.
 - Expression indexes on one attribute's value, per attribute name:
   ``(project_id, json_extract(data, '$."name"'))`` on SQLite,
   ``(project_id, CAST(data -> 'name' AS JSONB))`` on PostgreSQL (both support
   expression indexes; the JSONB cast orders numbers as numbers and text as
   text, as SQLite's ``json_extract`` does). Attributes differ per project, so
-  these cannot be declared statically: :func:`ensure_attribute_indexes`
-  creates them (a few seconds per attribute on a million records), and
+  these cannot be declared statically: the data browser creates one the
+  first time a sort by that attribute is used (:func:`ensure_sort_index`;
+  :func:`ensure_attribute_indexes` makes several at once), a few seconds per
+  attribute on a million records, and
   :func:`sort_expression` gives the exact expression that the index serves.
   The path is written into the SQL as a literal (a bound parameter would not
   match the index), so only names made of letters, digits, spaces, ``_``,
@@ -36,6 +43,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, cast, func, literal_column, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.store.models import Attribute, AttributeType
@@ -58,9 +66,88 @@ def random_key() -> ColumnElement[int]:
     return (x * literal_column(str(_B)) + literal_column(str(_C))) % p
 
 
-def random_start(seed: int) -> int:
-    """Where the seeded random order starts in the :func:`random_key` permutation."""
-    return (int(seed) % _P * _A + _C) % _P
+# The key lies in [0, 2**31): 2**21 wide buckets make 1024 of them.
+RANDOM_BUCKET_BITS = 21
+
+
+def random_bucket(bits: int | None = None) -> ColumnElement[int]:
+    """The bucket of :func:`random_key` a record falls in: ``random_key // 2**bits`` (integer division)."""
+    width = literal_column(str(1 << (RANDOM_BUCKET_BITS if bits is None else bits)), BigInteger)
+    return random_key() // width
+
+
+def _mix_py(x: int, s1: int, s2: int) -> int:
+    x = (x * _A + s1) % _P
+    x = x * x % _P
+    x = (x * _B + s2) % _P
+    return x * x % _P
+
+
+def _mix_sql(x: ColumnElement[Any], s1: int, s2: int) -> ColumnElement[Any]:
+    p: ColumnElement[Any] = literal_column(str(_P), BigInteger)
+    x = (x * literal_column(str(_A), BigInteger) + literal_column(str(s1), BigInteger)) % p
+    x = x * x % p
+    x = (x * literal_column(str(_B), BigInteger) + literal_column(str(s2), BigInteger)) % p
+    return x * x % p
+
+
+class SeededOrder:
+    """The seeded random order of records, in portable integer SQL and the same arithmetic in Python.
+
+    Records are ordered by ``(bucket_rank, bucket, rank, id)``: ``bucket`` is
+    :func:`random_bucket`, ``bucket_rank`` a seeded hash of the bucket number
+    and ``rank`` a seeded hash of the record id, both a few multiplications
+    modulo a prime below ``2**31`` (every product stays within 64-bit integers,
+    so SQLite and PostgreSQL compute the same values). Pairs of records change
+    their relative order from seed to seed, in the same bucket or not.
+
+    Parameters
+    ----------
+    seed
+        Any integer; the same seed always gives the same order.
+    bits
+        Bucket width as a power of two (``RANDOM_BUCKET_BITS`` by default;
+        tests use wider buckets to put many records in one).
+    """
+
+    def __init__(self, seed: int, *, bits: int | None = None) -> None:
+        base = int(seed) % _P
+        self.bits = RANDOM_BUCKET_BITS if bits is None else bits
+        self.s1 = (base * _A + _C) % _P
+        self.s2 = (base * _B + _C + 1) % _P
+
+    @property
+    def n_buckets(self) -> int:
+        return -(-_P // (1 << self.bits))
+
+    def bucket_of(self, key: int) -> int:
+        """The bucket of a :func:`random_key` value (as :meth:`bucket_sql` computes it)."""
+        return int(key) >> self.bits
+
+    def key_range(self, bucket: int) -> tuple[int, int]:
+        """``[low, high)`` of :func:`random_key` values in ``bucket``."""
+        return bucket << self.bits, (bucket + 1) << self.bits
+
+    def buckets(self) -> list[int]:
+        """Every bucket, in the order this seed visits them."""
+        return sorted(range(self.n_buckets), key=lambda b: (_mix_py(b + 1, self.s1, self.s2), b))
+
+    def bucket_sql(self) -> ColumnElement[int]:
+        return random_bucket(self.bits)
+
+    def bucket_rank_sql(self) -> ColumnElement[int]:
+        return _mix_sql(self.bucket_sql() + literal_column("1", BigInteger), self.s1, self.s2)
+
+    def rank_sql(self) -> ColumnElement[int]:
+        """The seeded hash of the record id that orders records within a bucket."""
+        return _mix_sql(cast(RECORD.c.id, BigInteger) % literal_column(str(_P), BigInteger), self.s2, self.s1)
+
+    def rank_of(self, record_id: int) -> int:
+        return _mix_py(int(record_id) % _P, self.s2, self.s1)
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        """ORDER BY terms of the whole order (one sort of the filtered set)."""
+        return [self.bucket_rank_sql(), self.bucket_sql(), self.rank_sql(), RECORD.c.id]
 
 
 BROWSE_INDEXES = (
@@ -156,6 +243,43 @@ def attribute_indexes(engine: Engine) -> set[str]:
 
 def has_attribute_index(engine: Engine, name: str) -> bool:
     return attribute_index_name(name) in attribute_indexes(engine)
+
+
+def ensure_sort_index(engine: Engine, attribute: Attribute, *, wait_seconds: float = 2.0) -> bool:
+    """Make sure the sort index of ``attribute`` exists, creating it now if missing; whether it exists after.
+
+    The data browser calls this the first time an attribute sort is used, so
+    the first sort of a large project pays the index build once (a few seconds
+    per million records) and every later page reads the index. Cheap when the
+    index exists: one catalog query. TEXT attributes and names that cannot be
+    written into an index (see the module notes) get none and sort without.
+
+    The index is built on a connection of its own that waits at most
+    ``wait_seconds`` for a lock: when another writer (or the caller's own
+    unfinished write transaction) holds the table, the sort runs without the
+    index this time and the next sort tries again.
+    """
+    if not indexable(attribute.name) or attribute.data_type not in DEFAULT_INDEXED_TYPES:
+        return False
+    if has_attribute_index(engine, attribute.name):
+        return True
+    dialect = engine.dialect.name
+    try:
+        with engine.begin() as conn:
+            if dialect == "postgresql":
+                conn.execute(text(f"SET LOCAL lock_timeout = '{int(wait_seconds * 1000)}ms'"))
+                conn.execute(text(_ddl(attribute.name, dialect)))
+            else:
+                previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_seconds * 1000)}")
+                try:
+                    conn.execute(text(_ddl(attribute.name, dialect)))
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous or 0)}")
+    except OperationalError:
+        return False  # locked: sort without the index now, build it on a later sort
+    _analyze(engine, [attribute_index_name(attribute.name)], table=RECORD.name)
+    return True
 
 
 def ensure_attribute_indexes(
