@@ -527,8 +527,9 @@ def store_external_votes(
     name
         The heuristic, created as an ``external`` heuristic when missing.
     votes
-        Record id → a label name (classification) or a list of ``(label, start, end)``
-        token spans (extraction); None or ``[]`` for no vote.
+        Record id → a label name (classification), a label name or a list of them
+        (multi-label), or a list of ``(label, start, end)`` token spans (extraction);
+        None or ``[]`` for no vote.
     confidences
         Record id → the vote's confidence in [0, 1] (the weight weak supervision gives it).
     """
@@ -611,7 +612,9 @@ class _Context:
 
     @property
     def sandbox_kind(self) -> sandbox.HeuristicKind:
-        return "extraction" if self.kind == TaskKind.EXTRACTION else "classification"
+        if self.kind == TaskKind.EXTRACTION:
+            return "extraction"
+        return "multilabel" if self.kind == TaskKind.MULTILABEL else "classification"
 
     def sandbox_records(self) -> list[dict[str, Any]]:
         if self.offsets is None:
@@ -770,11 +773,14 @@ def _store_run(
                                  "confidence": conf, "token_start": start, "token_end": end,
                                  "char_start": offsets[start][0], "char_end": offsets[end - 1][1]})
             elif vote is not None:
-                if vote not in ctx.labels:
-                    invalid.add(str(vote))
-                    continue
-                rows.append({**base, "record_id": ctx.record_ids[i], "label_id": ctx.labels[vote], "confidence": conf,
-                             "token_start": None, "token_end": None, "char_start": None, "char_end": None})
+                # multi-label: a list of label names; classification: one name
+                for label in [vote] if isinstance(vote, str) or ctx.kind != TaskKind.MULTILABEL else vote:
+                    if label not in ctx.labels:
+                        invalid.add(str(label))
+                        continue
+                    rows.append({**base, "record_id": ctx.record_ids[i], "label_id": ctx.labels[label],
+                                 "confidence": conf, "token_start": None, "token_end": None, "char_start": None,
+                                 "char_end": None})
     table = LabelAssociation.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), _INSERT_BATCH):
         session.execute(table.insert(), rows[start : start + _INSERT_BATCH])

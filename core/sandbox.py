@@ -5,6 +5,7 @@ file: every top-level ``def`` whose name does not start with ``_`` is one heuris
 named after it, and may use the file's imports, constants and private helpers.
 
 - Classification: ``def name(record)`` returns a label name or ``None``.
+- Multi-label classification: the same, or a list (tuple, set) of label names.
 - Extraction: ``def name(record)`` is a generator yielding ``(label, start, end)``
   token spans over the target attribute (end exclusive, at least one token).
 
@@ -53,7 +54,7 @@ from typing import Any, Literal, NamedTuple
 from core.errors import LoupeError, ValidationError
 from core.sandbox_worker import KNOWLEDGE_MODULE, SOURCE_FILENAME
 
-HeuristicKind = Literal["classification", "extraction"]
+HeuristicKind = Literal["classification", "multilabel", "extraction"]
 RunState = Literal["finished", "failed", "timeout", "memory"]
 Span = tuple[str, int, int]
 
@@ -105,8 +106,9 @@ class HeuristicRun:
         ``memory`` when it exceeded its memory limit.
     votes : list
         Only when ``finished`` (empty otherwise), one entry per record in input
-        order: a label name or ``None`` (classification), or a list of
-        ``(label, start, end)`` token spans (extraction).
+        order: a label name or ``None`` (classification), a sorted list of label
+        names or ``None`` (multi-label), or a list of ``(label, start, end)`` token
+        spans (extraction).
     error : str or None
         What went wrong: the exception type and message, the line of user code and
         the record id it happened on.
@@ -256,8 +258,9 @@ def run_heuristics(
         One id per record, used in error reports.
     labels : sequence of str
         The label names of the task; other names are reported and not stored.
-    kind : {"classification", "extraction"}
-        Functions return a label or ``None``, or yield ``(label, start, end)`` spans.
+    kind : {"classification", "multilabel", "extraction"}
+        Functions return a label or ``None``; for multi-label also a list, tuple or set
+        of labels; for extraction they yield ``(label, start, end)`` spans.
     function_names : sequence of str, optional
         Which of the discovered functions to run; all of them by default.
     token_counts : sequence of int, optional
@@ -349,8 +352,8 @@ def run_programs(
     LoupeError
         When worker processes cannot be started on this system.
     """
-    if kind not in ("classification", "extraction"):
-        raise ValidationError(f"kind must be 'classification' or 'extraction', got {kind!r}")
+    if kind not in ("classification", "multilabel", "extraction"):
+        raise ValidationError(f"kind must be 'classification', 'multilabel' or 'extraction', got {kind!r}")
     seen: set[str] = set()
     checked: list[tuple[Program, dict[str, list[str]]]] = []
     for program in programs:
@@ -445,7 +448,7 @@ def _check_labels(labels: Sequence[str]) -> frozenset[str]:
 
 
 def _check_token_counts(kind: str, token_counts: Sequence[int] | None, n_records: int) -> list[int] | None:
-    if kind == "classification":
+    if kind != "extraction":
         return None
     if token_counts is None:
         raise ValidationError("extraction needs token_counts: the number of tokens of the target attribute")
@@ -711,11 +714,29 @@ class _Job:
                 self.invalid_labels |= unknown
                 votes = [None if v in unknown else v for v in votes]
             self.votes.extend(votes)
+        elif s.kind == "multilabel":
+            self.votes.extend(self._accept_label_lists(votes))
         else:
             assert s.token_counts is not None  # checked by run_heuristics for extraction
             for offset, spans in enumerate(votes):
                 self.votes.append(self._accept_spans(start + offset, spans, s.token_counts[start + offset]))
         self.received += len(votes)
+
+    def _accept_label_lists(self, votes: list[Any]) -> list[list[str] | None]:
+        """Multi-label votes as sorted lists of the task's labels; unknown names reported and dropped."""
+        kept: list[list[str] | None] = []
+        for vote in votes:
+            names = [vote] if isinstance(vote, str) else vote
+            if names is None:
+                kept.append(None)
+                continue
+            if not isinstance(names, list) or any(type(v) is not str for v in names):
+                raise _ProtocolError("a vote that is not a label name or a list of them")
+            unknown = {v for v in names if v not in self.settings.labels}
+            self.invalid_labels |= unknown
+            known = sorted({v for v in names if v not in unknown})
+            kept.append(known or None)
+        return kept
 
     def _accept_spans(self, index: int, spans: Any, n_tokens: int) -> list[Span]:
         if not isinstance(spans, list):

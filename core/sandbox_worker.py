@@ -130,6 +130,25 @@ def _as_label(name: str, value: Any) -> str | None:
     )
 
 
+def _as_labels(name: str, value: Any) -> str | list[str] | None:
+    """Multi-label: one label name, or a list, tuple or set of them (sorted, without repeats)."""
+    if value is None or isinstance(value, str):
+        return _as_label(name, value)
+    if isinstance(value, list | tuple | set | frozenset):
+        if all(isinstance(item, str) for item in value):
+            return sorted({str(item) for item in value})
+        wrong = next(item for item in value if not isinstance(item, str))
+        raise _contract_error(
+            f"{name} returned {_show(value)}, which holds {_show(wrong)}; a multi-label function returns "
+            "a label name, a list of label names (str), or None",
+        )
+    hint = " (a generator: use `return`, not `yield`, for classification)" if inspect.isgenerator(value) else ""
+    raise _contract_error(
+        f"{name} returned {_show(value)}{hint}; a multi-label function returns a label name, a list of label "
+        "names (str), or None. Helper functions must start with `_`",
+    )
+
+
 def _as_index(name: str, value: Any, item: Any) -> int:
     if isinstance(value, bool):
         raise _contract_error(f"{name} yielded {_show(item)}; start and end must be integers")
@@ -215,7 +234,7 @@ def _run(job: dict[str, Any], channel: _Channel, current: memoryview) -> None:
             if not callable(function):
                 raise _contract_error(f"{name} is not a function after running the file")
             is_generator = inspect.isgeneratorfunction(inspect.unwrap(function))
-            if kind == "classification" and is_generator:
+            if kind in ("classification", "multilabel") and is_generator:
                 raise _contract_error(
                     f"{name} uses `yield`, which makes it an extraction function, but the task is a "
                     "classification: return a label name or None instead",
@@ -225,7 +244,7 @@ def _run(job: dict[str, Any], channel: _Channel, current: memoryview) -> None:
                     f"{name} does not use `yield`, but the task is an extraction: yield "
                     "(label, start, end) token spans",
                 )
-            convert = _as_label if kind == "classification" else _as_spans
+            convert = {"classification": _as_label, "multilabel": _as_labels}.get(kind, _as_spans)
             phase = "run"
             start = 0
             for _ in range(config["n_chunks"]):

@@ -191,6 +191,10 @@ def _multilabel(task: str, data: VoteData, normalize: str) -> HeuristicStatistic
         refinery = refinery.sort_values("heuristic", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     voted = (data.L >= 0)
     summary = lf_summary(data.L, heuristic_names=names, label_names=labels)
+    # every label a heuristic gave, not just the first one per record that data.L keeps
+    summary["polarity"] = [
+        [labels[c] for c in sorted(set().union(*(row[j] for row in data.label_sets)))] for j in range(m)
+    ]
     summary["conflicts"] = 0.0
     correct = np.zeros(m, dtype=np.int64)
     incorrect = np.zeros(m, dtype=np.int64)

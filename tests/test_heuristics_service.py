@@ -266,3 +266,53 @@ def test_run_sends_all_labeling_functions_in_one_sandbox_batch(reviews: Reviews,
     assert [o.name for o in outcomes] == ["good", "bad", "fun", "broken"]
     assert outcomes[3].state == "failed" and "syntax error" in (outcomes[3].error or "")
     assert votes(reviews.engine, reviews.sentiment)["bad"] == {"2": "negative", "3": "negative"}
+
+
+def test_multilabel_labeling_functions_store_every_label_and_polarity_lists_them_all(reviews: Reviews) -> None:
+    from core.store.projects import get_project
+    from core.store.tasks import create_task
+
+    with session_scope(reviews.engine) as session:
+        project = get_project(session, "movies")
+        topics = create_task(session, project=project, name="topics", kind="multilabel",
+                             labels=["plot", "food", "fun"]).id or 0
+        add_labeling_functions(session, project_id=reviews.project_id, task_id=topics, source='''
+def themes(record):
+    text = record["text"]
+    found = [name for name, word in (("plot", "movie"), ("food", "pizza"), ("fun", "fun")) if word in text]
+    return found + ["gossip"] if "tonight" in text else found or None
+''')
+    outcome = run_heuristics(reviews.engine, project_id=reviews.project_id, task_id=topics)[0]
+    assert outcome.state == "finished" and outcome.invalid_labels == ("gossip",)
+    stored = sorted(
+        (key, label) for key, label, _ in _multilabel_votes(reviews.engine, topics)
+    )
+    assert stored == [("1", "plot"), ("2", "plot"), ("4", "fun"), ("5", "food"), ("5", "fun")]
+    with session_scope(reviews.engine) as session:
+        stats = heuristic_statistics(session, project_id=reviews.project_id, task_id=topics)
+    assert stats.summary.loc["themes", "polarity"] == ["plot", "food", "fun"]  # in the task's label order
+
+
+def _multilabel_votes(engine, task_id: int) -> list[tuple[str, str, str]]:
+    stmt = (
+        select(Record.key, Label.name, LabelAssociation.source_name)
+        .join(Record, Record.id == LabelAssociation.record_id)
+        .join(Label, Label.id == LabelAssociation.label_id)
+        .where(LabelAssociation.task_id == task_id, LabelAssociation.source_type == SourceType.HEURISTIC.value)
+    )
+    with session_scope(engine) as session:
+        return [tuple(row) for row in session.execute(stmt).all()]
+
+
+def test_multilabel_polarity_lists_labels_a_heuristic_only_gave_together_with_another(reviews: Reviews) -> None:
+    from core.store.projects import get_project
+    from core.store.tasks import create_task
+
+    with session_scope(reviews.engine) as session:
+        project = get_project(session, "movies")
+        topics = create_task(session, project=project, name="topics", kind="multilabel",
+                             labels=["plot", "food", "fun"]).id or 0
+        store_external_votes(session, project_id=reviews.project_id, task_id=topics, name="both",
+                             votes={reviews.record_ids[4]: ["food", "fun"]})
+        stats = heuristic_statistics(session, project_id=reviews.project_id, task_id=topics)
+    assert stats.summary.loc["both", "polarity"] == ["food", "fun"]

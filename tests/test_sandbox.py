@@ -408,3 +408,40 @@ def test_run_programs_rejects_a_program_whose_source_lacks_its_function():
     with pytest.raises(ValidationError, match="no labeling function named 'other'"):
         run_programs([Program(name="other", source="def lf(record):\n    return None\n")], records=RECORDS,
                      record_ids=IDS, labels=LABELS, kind="classification")
+
+
+# --- multi-label ----------------------------------------------------------------------------------
+
+
+def test_multilabel_functions_return_several_labels_and_unknown_ones_are_reported():
+    runs = run_heuristics(textwrap.dedent('''
+        def topics(record):
+            found = set()
+            if "good" in record["text"] or "great" in record["text"]:
+                found.add("positive")
+            if "bad" in record["text"] or "awful" in record["text"]:
+                found.add("negative")
+            if "nothing" in record["text"]:
+                return ("negative", "neutral")
+            return sorted(found) or None
+
+
+        def single(record):
+            return "positive" if "good" in record["text"] else None
+    '''), records=RECORDS, record_ids=IDS, labels=LABELS, kind="multilabel", time_limit_s=10)
+    assert runs["topics"].state == "finished"
+    assert runs["topics"].votes == [["positive"], ["negative"], ["negative", "positive"], ["negative"]]
+    assert runs["topics"].invalid_labels == {"neutral"}
+    assert runs["single"].votes == [["positive"], None, None, None]
+
+
+def test_multilabel_list_with_a_non_label_fails_with_the_record():
+    runs = run_heuristics("def lf(record):\n    return ['positive', 3]\n", records=RECORDS, record_ids=IDS,
+                          labels=LABELS, kind="multilabel", time_limit_s=10)
+    assert runs["lf"].state == "failed"
+    assert "a list of label names" in runs["lf"].error and runs["lf"].failed_record_id == 101
+
+
+def test_classification_still_rejects_a_list():
+    runs = classify("def lf(record):\n    return ['positive']\n")
+    assert runs["lf"].state == "failed" and "returns a label name (str) or None" in runs["lf"].error

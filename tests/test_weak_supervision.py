@@ -155,3 +155,32 @@ def test_multilabel_tasks_get_every_assigned_label(reviews: Reviews) -> None:
         assigned = sorted(session.execute(stmt).all())
     assert assigned == [("1", "plot"), ("3", "plot"), ("5", "food"), ("5", "plot")]
     assert (run.n_labeled, run.n_labels) == (3, 4)
+
+
+def test_default_model_on_a_multilabel_task_assigns_every_voted_label(reviews: Reviews) -> None:
+    with session_scope(reviews.engine) as session:
+        project = get_project(session, "movies")
+        topics = create_task(session, project=project, name="topics", kind="multilabel",
+                             labels=["plot", "food", "fun"]).id or 0
+    # one heuristic gives several labels at once (a labeling function returning a list)
+    store_votes(reviews, topics, {
+        "themes": {"1": ["plot"], "4": ["fun"], "5": ["food", "fun"]},
+        "story": {"1": "plot", "2": "plot", "3": "plot"},
+        "menu": {"5": ["food"]},
+    })
+    run = run_weak_supervision(reviews.engine, project_id=reviews.project_id, task_id=topics)
+    assert run.model == weak_supervision.DEFAULT_MODEL
+    stmt = (
+        select(Record.key, Label.name, LabelAssociation.confidence)
+        .select_from(LabelAssociation)
+        .join(Record, Record.id == LabelAssociation.record_id)
+        .join(Label, Label.id == LabelAssociation.label_id)
+        .where(LabelAssociation.task_id == topics, LabelAssociation.source_type == SourceType.WEAK_SUPERVISION.value)
+    )
+    with session_scope(reviews.engine) as session:
+        assigned = sorted(session.execute(stmt).all())
+    assert [(k, name) for k, name, _ in assigned] == [
+        ("1", "plot"), ("2", "plot"), ("3", "plot"), ("4", "fun"), ("5", "food"), ("5", "fun"),
+    ]  # record 6 has no vote and gets nothing
+    assert all(0.5 < conf <= 1.0 for _, _, conf in assigned)
+    assert (run.n_labeled, run.n_labels) == (5, 6)
