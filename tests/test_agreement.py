@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +28,23 @@ from core.store.slices import save_slice
 from tests.fixtures_labeling import LabelingProject, labeling_project_fixture  # noqa: F401
 
 N = None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_alpha_matches_the_krippendorff_package_on_random_data_with_gaps(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    units, coders, categories = int(rng.integers(3, 40)), int(rng.integers(2, 6)), int(rng.integers(2, 5))
+    codes = rng.integers(0, categories, size=(units, coders)).astype(float)
+    codes[rng.random((units, coders)) < rng.uniform(0.0, 0.5)] = np.nan
+    # Ours takes items × annotators of any hashable labels, None where missing.
+    ours = krippendorff_alpha([[None if np.isnan(v) else f"label {int(v)}" for v in row] for row in codes])
+    pairable = codes[(~np.isnan(codes)).sum(axis=1) >= 2]
+    if len(set(pairable[~np.isnan(pairable)].tolist())) < 2:
+        assert math.isnan(ours)  # alpha is undefined with one category or nothing pairable
+        return
+    # The package takes coders × units, NaN where missing.
+    reference = krippendorff.alpha(reliability_data=codes.T, level_of_measurement="nominal")
+    assert ours == pytest.approx(reference, abs=1e-9)
 
 
 def test_percent_and_kappa_by_hand() -> None:
