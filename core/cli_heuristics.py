@@ -234,14 +234,18 @@ def cmd_lookup(args: argparse.Namespace) -> int:
             target, added = lookup.import_list(session, project_id=pid, data=payload, name=args.name)
             message = f"Imported {added} term(s) into lookup list {target.name!r}"
         else:
-            target = lookup.find_list(session, project_id=pid, name=args.name) or lookup.create_list(
-                session, project_id=pid, name=args.name)
             values = [t for t in (args.terms or "").split(",") if t.strip()]
-            if args.lookup_command == "add":
+            if args.lookup_command == "add":  # documented: add creates the list when it is missing
+                target = lookup.find_list(session, project_id=pid, name=args.name)
+                created = target is None
+                if target is None:
+                    target = lookup.create_list(session, project_id=pid, name=args.name)
                 message = f"Added {len(lookup.add_terms(session, lookup_list=target, values=values))} term(s)"
-            else:
+                message += f" in {'new ' if created else ''}lookup list {target.name!r}"
+            else:  # remove never creates: a typo in the name must not make an empty list
+                target = lookup.get_list(session, project_id=pid, name=args.name)
                 message = f"Removed {lookup.remove_terms(session, lookup_list=target, values=values)} term(s)"
-            message += f" in lookup list {target.name!r}"
+                message += f" in lookup list {target.name!r}"
     print(message)
     return 0
 
@@ -332,9 +336,10 @@ def register(sub: Any) -> None:
 
     look = sub.add_parser("lookup", help="lookup lists (term lists)")
     lsub = look.add_subparsers(dest="lookup_command", required=True, metavar="ACTION")
-    for name, text in (("list", "lookup lists with their term counts"), ("add", "add comma-separated terms"),
-                       ("remove", "remove comma-separated terms"), ("import", "import a list from JSON"),
-                       ("export", "export a list as JSON")):
+    for name, text in (("list", "lookup lists with their term counts"),
+                       ("add", "add comma-separated terms (creates the list when missing)"),
+                       ("remove", "remove comma-separated terms from an existing list"),
+                       ("import", "import a list from JSON"), ("export", "export a list as JSON")):
         cmd = lsub.add_parser(name, help=text)
         cmd.add_argument("--project", required=True)
         if name in ("add", "remove", "export"):

@@ -107,7 +107,7 @@ def get_list(session: Session, *, project_id: int, name: str) -> LookupList:
     found = find_list(session, project_id=project_id, name=name)
     if found is None:
         known = ", ".join(repr(x.name) for x in list_lists(session, project_id=project_id)) or "none yet"
-        raise NotFoundError(f"No lookup list named {name!r} in this project. Lists: {known}.")
+        raise NotFoundError(f"No lookup list named {name!r} in this project; existing: {known}.")
     return found
 
 

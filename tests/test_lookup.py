@@ -134,3 +134,17 @@ def test_lookup_commands(reviews: Reviews, tmp_path, capsys: pytest.CaptureFixtu
     assert "Imported 2 term(s)" in out and "Added 1 term(s)" in out
     exported = json.loads(out[out.index("{"):])
     assert [t["value"] for t in exported["terms"]] == ["chips", "nachos", "pizza"]
+
+
+def test_lookup_remove_on_a_missing_list_fails_and_creates_nothing(
+    reviews: Reviews, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["lookup", "add", "--project", "movies", "--name", "snacks", "--terms", "pizza"]) == 0
+    assert "new lookup list 'snacks'" in capsys.readouterr().out  # add creates a missing list, and says so
+    assert main(["lookup", "remove", "--project", "movies", "--name", "snaks", "--terms", "pizza"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no lookup list named 'snaks'" in err.lower() and "existing: 'snacks'" in err
+    with session_scope(reviews.engine) as session:
+        assert [x.name for x in lookup.list_lists(session, project_id=reviews.project_id)] == ["snacks"]
+    assert main(["lookup", "remove", "--project", "movies", "--name", "snacks", "--terms", "pizza"]) == 0
+    assert "Removed 1 term(s) in lookup list 'snacks'" in capsys.readouterr().out
