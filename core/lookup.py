@@ -49,6 +49,7 @@ __all__ = [
     "get_list",
     "import_list",
     "list_lists",
+    "list_name_for_label",
     "lookup_terms_for_code",
     "python_name",
     "remove_terms",
@@ -71,6 +72,16 @@ def python_name(text: str) -> str:
     if keyword.iskeyword(name) or name in _RESERVED:
         name = f"{name}_terms"
     return name if name.isidentifier() else "terms"
+
+
+def list_name_for_label(label: str) -> str:
+    """The lookup list a label's manual spans go to: the label's own spelling when that is a
+    usable list name (``"ORG"`` stays ``"ORG"``, so a list the user made for it is used),
+    else :func:`python_name` of it (``"Not spam"`` → ``"not_spam"``)."""
+    try:
+        return _check_name(label)
+    except ValidationError:
+        return python_name(label)
 
 
 def _check_name(name: str) -> str:
@@ -398,8 +409,8 @@ def add_manual_span_terms(
     """Add the text of a manual span to the lookup list named after its label (created when missing).
 
     Call it after storing a manual span (refinery fills its label lists the same way), in
-    the same transaction. The list is named :func:`python_name` of the label
-    (``"Not spam"`` → ``not_spam``).
+    the same transaction. The list is named after the label (:func:`list_name_for_label`:
+    ``"ORG"`` → ``ORG``, ``"Not spam"`` → ``not_spam``) and created when missing.
 
     Returns
     -------
@@ -430,7 +441,7 @@ def add_manual_span_terms(
     value = text[offsets[token_start][0] : offsets[token_end - 1][1]].strip()
     if not value:
         return None
-    list_name = python_name(label)
+    list_name = list_name_for_label(label)
     target = find_list(session, project_id=task.project_id, name=list_name)
     if target is None:
         target = create_list(session, project_id=task.project_id, name=list_name,

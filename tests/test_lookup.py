@@ -116,7 +116,7 @@ def test_manual_spans_fill_the_list_named_after_the_label(reviews: Reviews) -> N
                                              token_start=3, token_end=4)
         two = lookup.add_manual_span_terms(session, task_id=reviews.food, record_id=fifth, label="FOOD",
                                            token_start=0, token_end=2)
-        food = lookup.get_list(session, project_id=reviews.project_id, name="food")
+        food = lookup.get_list(session, project_id=reviews.project_id, name="FOOD")  # the label's spelling
         assert [t.value for t in lookup.list_terms(session, lookup_list_id=food.id or 0)] == ["good fun", "pizza"]
         with pytest.raises(ValidationError, match="outside"):
             lookup.add_manual_span_terms(session, task_id=reviews.food, record_id=fifth, label="FOOD",
@@ -148,3 +148,15 @@ def test_lookup_remove_on_a_missing_list_fails_and_creates_nothing(
         assert [x.name for x in lookup.list_lists(session, project_id=reviews.project_id)] == ["snacks"]
     assert main(["lookup", "remove", "--project", "movies", "--name", "snacks", "--terms", "pizza"]) == 0
     assert "Removed 1 term(s) in lookup list 'snacks'" in capsys.readouterr().out
+
+
+def test_manual_spans_go_to_the_list_the_user_made_for_the_label_in_its_own_spelling(reviews: Reviews) -> None:
+    fifth = reviews.record_ids[4]  # "good fun with pizza and friends"
+    with session_scope(reviews.engine) as session:
+        mine = lookup.create_list(session, project_id=reviews.project_id, name="FOOD", description="my list")
+        lookup.add_terms(session, lookup_list=mine, values=["nachos"])
+        lookup.add_manual_span_terms(session, task_id=reviews.food, record_id=fifth, label="FOOD",
+                                     token_start=3, token_end=4)
+        assert lookup.lookup_terms_for_code(session, project_id=reviews.project_id) == {"FOOD": ["nachos", "pizza"]}
+    assert [lookup.list_name_for_label(x) for x in ("ORG", "Not spam", "class", "knowledge", "B-PER")] == [
+        "ORG", "not_spam", "class_terms", "knowledge_terms", "b_per"]
