@@ -1,7 +1,8 @@
 """What an annotator sees: the queue of records to label, and what machines suggest for a record.
 
-Queues: the records the annotator has not labeled for a task, a saved data
-slice, or the records weak supervision is least sure of; ordered sequentially
+Queues: the records the annotator has not labeled for a task, the records
+nobody has labeled by hand, a saved data slice, or the records weak
+supervision is least sure of; ordered sequentially
 (running id), randomly (seeded, so a refresh gives the same order) or least
 confident first. Suggestions are the labels heuristics (source ``HEURISTIC``,
 ``MODEL``) and weak supervision (``WEAK_SUPERVISION``) gave the record.
@@ -26,7 +27,8 @@ DEFAULT_MAX_CONFIDENCE = 0.8
 
 
 class QueueSource(StrEnum):
-    UNLABELED = "unlabeled"
+    UNLABELED = "unlabeled"  # no manual label by this annotator
+    UNLABELED_ALL = "unlabeled_all"  # no manual label by anyone
     SLICE = "slice"
     UNCERTAIN = "uncertain"
 
@@ -110,6 +112,7 @@ def build_queue(
     ----------
     source
         ``unlabeled``: records the annotator has not labeled for the task;
+        ``unlabeled_all``: records nobody has labeled by hand for the task;
         ``slice``: the records of ``slice_id``; ``uncertain``: records whose weak
         supervision confidence is below ``max_confidence`` (or that it left unlabeled).
     order
@@ -134,7 +137,10 @@ def build_queue(
     elif source is QueueSource.UNCERTAIN:
         confidence = ws_confidence(session, task=task)
         ids = [i for i in ids if confidence.get(i, 0.0) < max_confidence]
-    if source is QueueSource.UNLABELED or only_unlabeled:
+    if source is QueueSource.UNLABELED_ALL:
+        done = labeled_by(session, task_id=task_id, annotator_id=None)
+        ids = [i for i in ids if i not in done]
+    elif source is QueueSource.UNLABELED or only_unlabeled:
         done = labeled_by(session, task_id=task_id, annotator_id=annotator_id)
         ids = [i for i in ids if i not in done]
     if order is QueueOrder.RANDOM:

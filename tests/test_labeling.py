@@ -220,6 +220,10 @@ def test_queues_sources_and_orders(labeling_project: LabelingProject) -> None:
     with session_scope(p.engine) as s:
         assert build_queue(s, task_id=p.sentiment, annotator_id=alice) == [ids[0], ids[2], ids[3], ids[4], ids[5]]
         assert build_queue(s, task_id=p.sentiment, annotator_id=None) == [ids[0], ids[3], ids[4], ids[5]]
+        # All unlabeled: records nobody labeled by hand, whoever asks.
+        for who in (alice, bob, None):
+            assert build_queue(s, task_id=p.sentiment, annotator_id=who, source=QueueSource.UNLABELED_ALL) == [
+                ids[0], ids[3], ids[4], ids[5]]
         shuffled = build_queue(s, task_id=p.sentiment, annotator_id=alice, order=QueueOrder.RANDOM, seed=7)
         assert shuffled == build_queue(s, task_id=p.sentiment, annotator_id=alice, order="random", seed=7)
         assert sorted(shuffled) == [ids[0], ids[2], ids[3], ids[4], ids[5]]

@@ -52,6 +52,22 @@ def _record_html(at: AppTest) -> str:
     return at.html[0].value
 
 
+def test_all_unlabeled_queue_leaves_out_records_anyone_labeled(labeling_project: LabelingProject,
+                                                               loupe_home: Path) -> None:
+    p = labeling_project
+    with session_scope(p.engine) as s:
+        bob = get_or_create_annotator(s, "bob").id or 0
+        set_label(s, task_id=p.sentiment, record_id=p.record_ids[0], annotator_id=bob, label="positive")
+    at = _labeling_as("alice")
+    assert "Record 1 of 6 in this queue" in [c.value for c in at.caption]  # unlabeled by alice
+    source = at.sidebar.selectbox(key="labeling.source")
+    assert "All unlabeled (no manual label by anyone)" in source.options
+    source.set_value("unlabeled_all").run()
+    assert not at.exception, at.exception
+    assert "Record 1 of 5 in this queue" in [c.value for c in at.caption]
+    assert "Terrible service at the Berlin store" in _record_html(at)
+
+
 def test_labeling_needs_a_name_then_shows_the_first_record(labeling_project: LabelingProject, loupe_home: Path) -> None:
     at = _app("pages/labeling.py")
     assert not at.exception

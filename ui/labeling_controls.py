@@ -24,8 +24,9 @@ from ui.text import escape_markdown
 # Streamlit reserves C and R (clear cache, rerun), with or without modifiers.
 RESERVED_KEYS = {"c", "r"}
 PREVIOUS, NEXT, SKIP, ACCEPT, CLEAR = "Left", "Right", "Down", "Enter", "Delete"
-SOURCES = {QueueSource.UNLABELED.value: "Unlabeled by me", QueueSource.SLICE.value: "A saved slice",
-           QueueSource.UNCERTAIN.value: "Weak supervision least sure"}
+SOURCES = {QueueSource.UNLABELED.value: "Unlabeled by me",
+           QueueSource.UNLABELED_ALL.value: "All unlabeled (no manual label by anyone)",
+           QueueSource.SLICE.value: "A saved slice", QueueSource.UNCERTAIN.value: "Weak supervision least sure"}
 ORDERS = {QueueOrder.SEQUENTIAL.value: "Sequential", QueueOrder.RANDOM.value: "Random",
           QueueOrder.LEAST_CONFIDENT.value: "Least confident first"}
 
