@@ -222,3 +222,37 @@ def test_csv_export_round_trips_through_the_importer(engine: Engine, demo: Label
     assert [{k: r[k] for k in manual} for r in copy] == [{k: r[k] for k in manual} for r in original]
     text = io.StringIO(out.read_text(encoding="utf-8"))
     assert next(csv.reader(text))[:5] == ["CONTENT", "AUTHOR", "DATE", "VIDEO", "COMMENT_ID"]
+
+
+def test_attribute_named_like_a_label_column_keeps_csv_and_xlsx_cells_in_place(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from core.store.models import Attribute, Project, Record
+    from core.store.tasks import create_task
+    from tests.fixtures_export import add_label
+
+    with session_scope(engine) as session:
+        project = Project(name="clash")
+        session.add(project)
+        session.flush()
+        pid = project.id or 0
+        session.add_all([Attribute(project_id=pid, name="text", data_type="TEXT", position=0),
+                         Attribute(project_id=pid, name="__sentiment__MANUAL", data_type="TEXT", position=1)])
+        session.add(Record(project_id=pid, running_id=1, key="1",
+                           data={"text": "hello", "__sentiment__MANUAL": "an attribute value"}))
+        session.flush()
+        create_task(session, project=project, name="sentiment", kind="classification", labels=["pos", "neg"])
+    with session_scope(engine) as session:
+        add_label(session, project="clash", key="1", task="sentiment", label="pos", annotator="alice")
+        add_label(session, project="clash", key="1", task="sentiment", label="neg", source="WEAK_SUPERVISION",
+                  confidence=0.7)
+    expected = [["text", "__sentiment__MANUAL", "__sentiment__MANUAL", "__sentiment__WEAK_SUPERVISION",
+                 "__sentiment__WEAK_SUPERVISION__confidence"],
+                ["hello", "an attribute value", "pos", "neg", "0.7"]]
+    export_project(engine, project="clash", out=tmp_path / "e.csv", options=ExportOptions(format="csv"))
+    with (tmp_path / "e.csv").open(encoding="utf-8", newline="") as handle:
+        assert list(csv.reader(handle)) == expected
+    export_project(engine, project="clash", out=tmp_path / "e.xlsx", options=ExportOptions(format="xlsx"))
+    sheet = load_workbook(tmp_path / "e.xlsx", read_only=True).worksheets[0]
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows == [expected[0], [*expected[1][:4], 0.7]]

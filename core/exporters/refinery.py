@@ -364,14 +364,31 @@ def cell(value: Any) -> Any:
     return value
 
 
+def iter_value_rows(view: ProjectView, columns: list[Column]) -> Iterator[tuple[Any, ...]]:
+    """Each record's values in the order of ``columns``, one per column.
+
+    Positional, unlike :func:`iter_rows`: when an attribute is named like a
+    label column (``__task__MANUAL``) a dict would keep one of the two values
+    and the cells would shift under the header.
+    """
+    builder = RowBuilder(view, columns)
+    for chunk in view.label_chunks(attributes=builder.attributes):
+        if not chunk.ids:
+            continue
+        if not columns:
+            yield from (() for _ in chunk.ids)
+            continue
+        yield from zip(*builder.column_values(chunk), strict=True)
+
+
 def write_csv(view: ProjectView, out: IO[str]) -> int:
-    """CSV with a header row, written record by record; returns the record count."""
+    """CSV with a header row, written a chunk of records at a time; returns the record count."""
     columns = plan_columns(view)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([c.key for c in columns])
     n = 0
-    for row in iter_rows(view, columns):
-        writer.writerow([cell(v) for v in row.values()])
+    for values in iter_value_rows(view, columns):
+        writer.writerow([cell(v) for v in values])
         n += 1
     return n
 
@@ -385,8 +402,8 @@ def write_xlsx(view: ProjectView, path: str) -> int:
     sheet = workbook.create_sheet("records")
     sheet.append([c.key for c in columns])
     n = 0
-    for row in iter_rows(view, columns):
-        values = [cell(v) for v in row.values()]
+    for row in iter_value_rows(view, columns):
+        values = [cell(v) for v in row]
         # Control characters are not allowed in XLSX cells; they carry no meaning in a label export.
         sheet.append([_ILLEGAL_XLSX.sub("", v) if isinstance(v, str) else v for v in values])
         n += 1
