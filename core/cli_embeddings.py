@@ -52,7 +52,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.embeddings import embed_attribute
 
     result = embed_attribute(_engine(), project=args.project, attribute=args.attribute, model=args.model,
-                             batch_size=args.batch_size, progress=_progress("embedding"))
+                             batch_size=args.batch_size, progress=_progress("embedding"),
+                             index_progress=_progress("indexing"))
     print(result.summary() + (f" Index {result.index}." if result.index else ""))
     return 0
 

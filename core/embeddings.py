@@ -37,7 +37,7 @@ from core.store.embeddings import (
     write_record_hashes,
 )
 from core.store.engine import session_scope
-from core.store.models import Attribute, AttributeType, Record
+from core.store.models import Attribute, AttributeType, Record, utcnow
 from core.store.projects import get_project
 from core.store.tasks import find_attribute, list_attributes
 
@@ -213,6 +213,7 @@ def embed_attribute(
     batch_size: int = 64,
     progress: Progress | None = None,
     index: bool = True,
+    index_progress: Progress | None = None,
 ) -> EmbedResult:
     """Embed one text attribute of every record and store the vectors; update the Chroma index.
 
@@ -230,6 +231,9 @@ def embed_attribute(
         Called as ``progress(done, total)`` with the texts encoded so far.
     index
         Also bring the project's Chroma collection for this attribute and model up to date.
+    index_progress
+        Called as ``index_progress(done, total)`` with the records written to the collection
+        (the changed ones, or all of them when it is rebuilt).
 
     Returns
     -------
@@ -242,6 +246,8 @@ def embed_attribute(
         proj = get_project(session, project)
         pid = proj.id or 0
         attr = _text_attribute(session, pid, proj.name, attribute)
+        # Taken before the texts are read: a record updated from now on counts as pending afterwards.
+        read_at = utcnow()
         stmt = select(col(Record.id), Record.data[attr.name].as_string()).where(col(Record.project_id) == pid)  # type: ignore[index]
         texts: dict[int, str] = {}
         skipped = 0
@@ -271,7 +277,7 @@ def embed_attribute(
     with session_scope(engine) as session:
         space = reload_space(session, space)
         previous = space.revision
-        write_record_hashes(session, space=space, changed=changed, removed=removed, dim=dim)
+        write_record_hashes(session, space=space, changed=changed, removed=removed, dim=dim, read_at=read_at)
     status: str | None = None
     if index:
         from core.index import sync_index
@@ -279,7 +285,8 @@ def embed_attribute(
         # The store is committed first: if the index cannot be updated, the next search rebuilds it.
         with session_scope(engine) as session:
             status = sync_index(
-                session, space=space, changed=list(changed), removed=removed, previous_revision=previous
+                session, space=space, changed=list(changed), removed=removed, previous_revision=previous,
+                progress=index_progress,
             )
     reused = sum(1 for h in changed.values() if h in cached)
     return EmbedResult(

@@ -8,10 +8,17 @@ The client is embedded (``PersistentClient`` under ``LOUPE_HOME/chroma``) unless
 ``CHROMA_HOST`` is set, which switches to a Chroma server (``HttpClient`` on
 ``CHROMA_PORT``, default 8000) that a team can share. Telemetry is off either way.
 
-Each collection stores the revision of the space it was built from in its
-metadata; :func:`index_status` compares it (and the item count) with the store
-to tell ``fresh`` from ``stale`` or ``missing``, and :func:`ensure_index`
-rebuilds whatever is not fresh.
+Each collection stores the uid and the revision of the space it was built from
+in its metadata; :func:`index_status` compares them (and the item count) with
+the store to tell ``fresh`` from ``stale`` or ``missing``, and
+:func:`ensure_index` rebuilds whatever is not fresh. The uid matters because
+collection names hold database ids, which a database hands out again after a
+deletion: a new project's space must never take over a deleted one's collection.
+Deleting a project drops its collections (:func:`drop_project_indexes`).
+
+Writes to one collection are serialised within the process (a search and the
+app's background rebuild never rebuild the same collection at once); a search
+that waited finds the index fresh and does not rebuild it again.
 """
 
 from __future__ import annotations
@@ -40,9 +47,11 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 8000
 REVISION_KEY = "loupe_revision"
+SPACE_KEY = "loupe_space"  # the uid of the embedding space a collection was built from
 Progress = Callable[[int, int], None]
 SyncAction = Literal["unchanged", "updated", "rebuilt"]
 _lock = threading.Lock()
+_write_locks: dict[str, threading.RLock] = {}
 
 
 class IndexStatus(StrEnum):
@@ -155,20 +164,33 @@ def _get_collection(client: ClientAPI, space: ProjectEmbedding) -> Collection | 
         return None
 
 
+def _write_lock(space: ProjectEmbedding) -> threading.RLock:
+    with _lock:
+        return _write_locks.setdefault(collection_name(space), threading.RLock())
+
+
+def _built_from(collection: Collection, space: ProjectEmbedding) -> bool:
+    """Whether the collection was built for this very space (not one that had its id before)."""
+    return (collection.metadata or {}).get(SPACE_KEY) == space.uid
+
+
+def _is_fresh(collection: Collection, space: ProjectEmbedding) -> bool:
+    revision = (collection.metadata or {}).get(REVISION_KEY)
+    return _built_from(collection, space) and revision == space.revision and collection.count() == space.count
+
+
 def index_status(session: Session, *, space: ProjectEmbedding, client: ClientAPI | None = None) -> IndexStatus:
     """Whether the space's collection is ``fresh``, ``stale`` (out of date) or ``missing``.
 
-    Stale means the collection was built from another revision of the stored
-    embeddings, or holds a different number of items.
+    Stale means the collection was built from another space (a deleted one whose
+    ids were reused), from another revision of the stored embeddings, or holds a
+    different number of items.
     """
     space = reload_space(session, space)
     collection = _get_collection(client or get_client(), space)
     if collection is None:
         return IndexStatus.MISSING
-    revision = (collection.metadata or {}).get(REVISION_KEY)
-    if revision != space.revision or collection.count() != space.count:
-        return IndexStatus.STALE
-    return IndexStatus.FRESH
+    return IndexStatus.FRESH if _is_fresh(collection, space) else IndexStatus.STALE
 
 
 def _create(client: ClientAPI, space: ProjectEmbedding) -> Collection:
@@ -180,7 +202,7 @@ def _create(client: ClientAPI, space: ProjectEmbedding) -> Collection:
         embedding_function=None,  # type: ignore[arg-type]
         configuration={"hnsw": {"space": "cosine"}},
         # The revision is set only when the collection is complete: a crash mid-way leaves it stale.
-        metadata={REVISION_KEY: -1, "project_id": space.project_id, "model": space.model},
+        metadata={REVISION_KEY: -1, SPACE_KEY: space.uid, "project_id": space.project_id, "model": space.model},
     )
 
 
@@ -206,26 +228,36 @@ def _mark(collection: Collection, space: ProjectEmbedding) -> None:
 def rebuild_index(
     session: Session, *, space: ProjectEmbedding, client: ClientAPI | None = None, progress: Progress | None = None
 ) -> int:
-    """Recreate the space's collection from the stored vectors; returns the number of items."""
+    """Recreate the space's collection from the stored vectors; returns the number of items.
+
+    ``progress(done, total)`` counts the records written to the collection.
+    """
     client = client or get_client()
     space = reload_space(session, space)
-    ids, vectors = load_vectors(session, space)
-    collection = _create(client, space)
-    if progress is not None:
-        progress(0, len(ids))
-    _upsert(client, collection, ids, vectors, progress)
-    _mark(collection, space)
+    with _write_lock(space):
+        ids, vectors = load_vectors(session, space)
+        if progress is not None:
+            progress(0, len(ids))
+        collection = _create(client, space)
+        _upsert(client, collection, ids, vectors, progress)
+        _mark(collection, space)
     return len(ids)
 
 
 def ensure_index(
     session: Session, *, space: ProjectEmbedding, client: ClientAPI | None = None, progress: Progress | None = None
 ) -> IndexStatus:
-    """Rebuild the space's collection unless it is fresh; returns the status found before."""
+    """Rebuild the space's collection unless it is fresh; returns the status found before.
+
+    When another thread is rebuilding it, waits for that rebuild instead of starting a second one.
+    """
     client = client or get_client()
     status = index_status(session, space=space, client=client)
-    if status is not IndexStatus.FRESH:
-        rebuild_index(session, space=space, client=client, progress=progress)
+    if status is IndexStatus.FRESH:
+        return status
+    with _write_lock(space):
+        if index_status(session, space=space, client=client) is not IndexStatus.FRESH:
+            rebuild_index(session, space=space, client=client, progress=progress)
     return status
 
 
@@ -237,11 +269,18 @@ def sync_index(
     removed: Sequence[int],
     previous_revision: int,
     client: ClientAPI | None = None,
+    progress: Progress | None = None,
 ) -> SyncAction:
     """Bring the collection up to date after the store changed ``changed`` and ``removed`` records.
 
-    If the collection was built from ``previous_revision`` only those records are
-    written; a missing or otherwise stale collection is rebuilt.
+    If the collection was built for this space from ``previous_revision``, only
+    those records are written (new vectors replace old ones under the same record
+    id); a missing or otherwise stale collection is rebuilt.
+
+    Parameters
+    ----------
+    progress
+        Called as ``progress(done, total)`` with the records written to the collection.
 
     Returns
     -------
@@ -250,21 +289,23 @@ def sync_index(
     """
     client = client or get_client()
     space = reload_space(session, space)
-    collection = _get_collection(client, space)
-    if collection is not None:
-        revision = (collection.metadata or {}).get(REVISION_KEY)
-        if revision == space.revision and collection.count() == space.count:
-            return "unchanged"
-        if revision == previous_revision:
-            if removed:
-                collection.delete(ids=[str(int(r)) for r in removed])
-            if changed:
+    with _write_lock(space):
+        collection = _get_collection(client, space)
+        if collection is not None and _built_from(collection, space):
+            if _is_fresh(collection, space):
+                return "unchanged"
+            if (collection.metadata or {}).get(REVISION_KEY) == previous_revision:
+                if removed:
+                    collection.delete(ids=[str(int(r)) for r in removed])
                 ids, vectors = load_vectors(session, space, record_ids=changed)
-                _upsert(client, collection, ids, vectors)
-            if collection.count() == space.count:
-                _mark(collection, space)
-                return "updated"
-    rebuild_index(session, space=space, client=client)
+                if progress is not None:
+                    progress(0, len(ids))
+                if len(ids):
+                    _upsert(client, collection, ids, vectors, progress)
+                if collection.count() == space.count:
+                    _mark(collection, space)
+                    return "updated"
+        rebuild_index(session, space=space, client=client, progress=progress)
     return "rebuilt"
 
 
@@ -275,6 +316,22 @@ def drop_index(space: ProjectEmbedding, *, client: ClientAPI | None = None) -> b
         return False
     client.delete_collection(collection_name(space))
     return True
+
+
+def drop_project_indexes(session: Session, *, project_id: int, client: ClientAPI | None = None) -> int:
+    """Delete the collections of every embedding space of the project; returns how many there were.
+
+    Touches no Chroma client when the project has no embeddings.
+    """
+    spaces = list_spaces(session, project_id)
+    if not spaces:
+        return 0
+    client = client or get_client()
+    dropped = 0
+    for space in spaces:
+        with _write_lock(space):
+            dropped += drop_index(space, client=client)
+    return dropped
 
 
 def rebuild_project_indexes(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -12,24 +14,38 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 import core.embeddings as embeddings_module
+import core.index as index_module
 from core.active_learning import ActiveLearner, run_active_learner
 from core.cli import main
 from core.embeddings import DEFAULT_MODEL, embed_attribute, load_model, text_hash
 from core.errors import NotFoundError, ValidationError
+from core.importers import import_file
 from core.index import (
     IndexStatus,
+    collection_name,
     drop_index,
     ensure_index,
+    get_client,
     index_status,
     load_chroma_settings,
     reset_clients,
 )
 from core.search import similar_records
 from core.store import session_scope
-from core.store.embeddings import EmbeddingVector, RecordEmbedding, load_vectors, prune_vectors, resolve_space
+from core.store.embeddings import (
+    EmbeddingVector,
+    PendingRecords,
+    RecordEmbedding,
+    ensure_space_uids,
+    get_or_create_space,
+    load_vectors,
+    pending_records,
+    prune_vectors,
+    resolve_space,
+)
 from core.store.models import Record
-from core.store.projects import delete_project
-from core.store.tasks import create_task, get_task
+from core.store.projects import delete_project, get_project
+from core.store.tasks import create_task, find_attribute, get_task
 from core.zero_shot import classify_texts, run_zero_shot
 from tests.fixtures_embeddings import (  # noqa: F401
     PROJECT,
@@ -187,6 +203,173 @@ def test_index_behind_the_store_is_stale_until_rebuilt(embedded_project: Embedde
         assert index_status(session, space=space) is IndexStatus.STALE
         assert ensure_index(session, space=space) is IndexStatus.STALE
         assert index_status(session, space=space) is IndexStatus.FRESH
+
+
+def test_index_progress_counts_the_records_written(engine: Engine, embedding_model: Any) -> None:
+    make_project(engine)
+    calls: list[tuple[int, int]] = []
+    result = embed_attribute(engine, project=PROJECT, attribute="text",
+                             index_progress=lambda done, total: calls.append((done, total)))
+    assert result.index == "rebuilt" and calls[0] == (0, EMBEDDED) and calls[-1] == (EMBEDDED, EMBEDDED)
+    _set_text(engine, "3", "Whisk the cream until stiff.")
+    calls.clear()
+    assert embed_attribute(engine, project=PROJECT, attribute="text",
+                           index_progress=lambda done, total: calls.append((done, total))).index == "updated"
+    assert calls == [(0, 1), (1, 1)]  # only the changed record is written
+
+
+def test_a_search_waits_for_a_rebuild_in_progress_instead_of_starting_another(
+    embedded_project: EmbeddedProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope(embedded_project.engine) as session:
+        drop_index(_space(embedded_project, session))
+    real = index_module.rebuild_index
+    rebuilds: list[str] = []
+
+    def slow_rebuild(session: Any, **kwargs: Any) -> int:
+        rebuilds.append(threading.current_thread().name)
+        time.sleep(0.5)  # long enough for the other thread to find the index missing too
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(index_module, "rebuild_index", slow_rebuild)
+    start = threading.Barrier(2)
+    found: list[IndexStatus] = []
+
+    def search() -> None:
+        start.wait()
+        with session_scope(embedded_project.engine) as session:
+            found.append(ensure_index(session, space=_space(embedded_project, session)))
+
+    threads = [threading.Thread(target=search, name=f"search-{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert found == [IndexStatus.MISSING, IndexStatus.MISSING]
+    assert len(rebuilds) == 1
+    with session_scope(embedded_project.engine) as session:
+        assert index_status(session, space=_space(embedded_project, session)) is IndexStatus.FRESH
+
+
+# --- deleted projects and reused ids --------------------------------------------------------------
+
+ORIGINAL = [{"text": t} for t in (
+    "The striker scored twice in the cup final.", "The striker scored two goals in the cup final!",
+    "Bake the bread for forty minutes.", "The senate voted against the tax law.",
+)]
+# The same texts in another order, so the same counts and revisions: only the records' ids tell them apart.
+REORDERED = [ORIGINAL[i] for i in (2, 3, 1, 0)]
+
+
+def _delete(engine: Engine) -> tuple[int, int, str]:
+    """Delete the project; returns the project id, embedding id and collection name it had."""
+    with session_scope(engine) as session:
+        space = resolve_space(session, project_id=get_project(session, PROJECT).id or 0)
+        old = (space.project_id, space.id or 0, collection_name(space))
+        delete_project(session, name=PROJECT)
+    return old
+
+
+def _recreate_with_reordered_rows(engine: Engine, old: tuple[int, int, str]) -> int:
+    """Import other rows under the deleted project's name: SQLite hands out the same ids again."""
+    project_id = make_project(engine, rows=REORDERED)
+    result = embed_attribute(engine, project=PROJECT, attribute="text")
+    assert (project_id, result.embedding_id) == old[:2]  # the ids were reused
+    assert result.index == "rebuilt"
+    return project_id
+
+
+def test_deleting_a_project_drops_its_collections(engine: Engine, embedding_model: Any) -> None:
+    make_project(engine, rows=ORIGINAL)
+    embed_attribute(engine, project=PROJECT, attribute="text")
+    old = _delete(engine)
+    assert old[2] not in [c.name for c in get_client().list_collections()]
+    project_id = _recreate_with_reordered_rows(engine, old)
+    with session_scope(engine) as session:
+        assert [h.key for h in similar_records(session, project_id=project_id, key="3", k=1)] == ["4"]
+        assert {h.key for h in similar_records(session, project_id=project_id, key="1", k=3)} == {"2", "3", "4"}
+
+
+def test_a_collection_left_by_a_deleted_space_with_the_same_id_is_never_used(
+    engine: Engine, embedding_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(engine, rows=ORIGINAL)
+    embed_attribute(engine, project=PROJECT, attribute="text")
+    # As if the project had been deleted without its collections (another Loupe, an unreachable server).
+    monkeypatch.setattr(index_module, "drop_project_indexes", lambda session, **kwargs: 0)
+    old = _delete(engine)
+    assert old[2] in [c.name for c in get_client().list_collections()]
+    project_id = _recreate_with_reordered_rows(engine, old)
+    with session_scope(engine) as session:
+        assert index_status(session, space=resolve_space(session, project_id=project_id)) is IndexStatus.FRESH
+        # The near-duplicates are records 3 and 4 now (they were 1 and 2 in the deleted project).
+        assert [h.key for h in similar_records(session, project_id=project_id, key="3", k=1)] == ["4"]
+
+
+def test_a_database_from_before_space_uids_gets_them(engine: Engine) -> None:
+    project_id = make_project(engine)
+    with session_scope(engine) as session:
+        attribute = find_attribute(session, project_id, "text")
+        get_or_create_space(session, project_id=project_id, attribute_id=attribute.id if attribute else 0, model="m")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE projectembedding DROP COLUMN uid")  # as the table was before
+    ensure_space_uids(engine)
+    ensure_space_uids(engine)  # nothing left to do the second time
+    with engine.connect() as conn:
+        uids = conn.exec_driver_sql("SELECT uid FROM projectembedding").scalars().all()
+    assert len(uids) == 1 and len(uids[0]) == 32
+
+
+# --- records new or changed since the last run --------------------------------------------------
+
+KEYED = [{"id": k, "text": t} for k, t in (
+    ("a", "The striker scored twice in the cup final."),
+    ("b", "Bake the bread for forty minutes."),
+    ("c", "The senate voted against the tax law."),
+)]
+
+
+def _import(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    import_file(engine, project=PROJECT, data=json.dumps(rows).encode(), name="keyed.json", fmt="json",
+                primary_key="id")
+
+
+def _pending(engine: Engine, project_id: int) -> PendingRecords:
+    with session_scope(engine) as session:
+        return pending_records(session, resolve_space(session, project_id=project_id))
+
+
+def test_records_new_or_changed_since_the_last_run_are_counted_and_embedded(
+    db_engine: Engine, loupe_home: Any, embedding_model: Any  # noqa: F811
+) -> None:
+    engine = db_engine
+    _import(engine, KEYED)
+    embed_attribute(engine, project=PROJECT, attribute="text")
+    with session_scope(engine) as session:
+        project_id = get_project(session, PROJECT).id or 0
+    assert _pending(engine, project_id) == PendingRecords(new=0, changed=0)
+
+    # Re-import: "b" gets a new text, "d" is new, "e" has no text to embed.
+    _import(engine, [{"id": "b", "text": "The goalkeeper saved a penalty in the final."},
+                     {"id": "d", "text": "The striker scored two goals in the cup final!"},
+                     {"id": "e", "text": " \n\t "}])
+    pending = _pending(engine, project_id)
+    assert (pending.new, pending.changed, pending.total) == (1, 1, 2)
+    with session_scope(engine) as session, pytest.raises(ValidationError, match="added after the last run"):
+        similar_records(session, project_id=project_id, key="d")
+
+    result = embed_attribute(engine, project=PROJECT, attribute="text")
+    assert (result.encoded, result.index) == (2, "updated")
+    assert _pending(engine, project_id) == PendingRecords(new=0, changed=0)
+    with session_scope(engine) as session:
+        # The index holds the new vectors: "b" is about football now, and "d" is found.
+        assert [h.key for h in similar_records(session, project_id=project_id, key="a", k=3)][:2] == ["d", "b"]
+
+    # Re-importing the same text counts as a change until the next run finds nothing to encode.
+    _import(engine, [KEYED[2]])
+    assert _pending(engine, project_id) == PendingRecords(new=0, changed=1)
+    assert embed_attribute(engine, project=PROJECT, attribute="text").encoded == 0
+    assert _pending(engine, project_id) == PendingRecords(new=0, changed=0)
 
 
 # --- CLI ----------------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ Three tables:
 - :class:`ProjectEmbedding` is one *embedding space* of a project: a text
   attribute embedded with a model. Its ``revision`` grows with every change to
   the space's vectors; the index stores the revision it was built from, which
-  is how a stale index is noticed;
+  is how a stale index is noticed. Its random ``uid`` tells it from a space that
+  had the same id before (databases reuse the ids of deleted rows), and its
+  ``updated_at`` is when the last embedding run read the records, so records
+  updated since can be counted (:func:`pending_records`);
 - :class:`RecordEmbedding` maps each record of a space to the hash of the text
   it was embedded from (records without text have no row).
 
@@ -17,15 +20,19 @@ which works the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, delete, func, insert, select, update
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, delete, func, insert, inspect, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import Field, Session, SQLModel, col
 
 from core.errors import NotFoundError, ValidationError
-from core.store.models import Attribute, Project, utcnow
+from core.store.models import Attribute, Project, Record, utcnow
 
 # Bound parameters per statement stay well below SQLite's limit (32,766) and PostgreSQL's (65,535).
 CHUNK = 900
@@ -43,6 +50,11 @@ class EmbeddingVector(SQLModel, table=True):
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+def new_uid() -> str:
+    """A random identifier of an embedding space (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
 class ProjectEmbedding(SQLModel, table=True):
     """A project's text attribute embedded with one model (an *embedding space*)."""
 
@@ -57,7 +69,10 @@ class ProjectEmbedding(SQLModel, table=True):
     count: int = 0
     # Bumped by every write that changes the space's vectors; the index records the revision it was built from.
     revision: int = 0
+    # Random, so that a space created with the id of a deleted one never matches the deleted one's index.
+    uid: str = Field(default_factory=new_uid, max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
+    # When the last embedding run read the records: records updated after it may have new text.
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -92,6 +107,24 @@ def from_bytes(blobs: Sequence[bytes], dim: int) -> np.ndarray:
         return np.zeros((0, dim), dtype=np.float32)
     matrix = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(blobs), dim)
     return matrix.astype(np.float32)  # a writable copy in native order
+
+
+def ensure_space_uids(engine: Engine) -> None:
+    """Give ``projectembedding`` its ``uid`` column in databases created before it existed.
+
+    ``create_all`` adds no column to a table that exists already. Each existing
+    space gets a random uid; its Chroma collection (built without one) is then
+    stale and rebuilt by the next search. One catalog query when nothing is missing.
+    """
+    table = ProjectEmbedding.__tablename__
+    inspector = inspect(engine)
+    if not inspector.has_table(table) or "uid" in {c["name"] for c in inspector.get_columns(table)}:
+        return
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN uid VARCHAR(32) NOT NULL DEFAULT ''"))
+        ids = conn.execute(select(col(ProjectEmbedding.id))).scalars().all()
+        for space_id in ids:
+            conn.execute(update(ProjectEmbedding).where(col(ProjectEmbedding.id) == space_id).values(uid=new_uid()))
 
 
 # --- embedding spaces ---------------------------------------------------------------------------
@@ -265,14 +298,23 @@ def write_record_hashes(
     changed: Mapping[int, str],
     removed: Iterable[int],
     dim: int,
+    read_at: datetime | None = None,
 ) -> None:
     """Point records at new text hashes, drop removed records, and bump the space's revision.
 
     The vectors of ``changed`` hashes must be cached already (:func:`insert_vectors`).
-    Does nothing (and keeps the revision) when there is nothing to change.
+    Keeps the revision when there is nothing to change.
+
+    Parameters
+    ----------
+    read_at
+        When the run read the records' texts (stored as the space's ``updated_at``, even when nothing
+        changed): records updated later are counted by :func:`pending_records`. Now when None.
     """
+    stamp = read_at or utcnow()
     gone = sorted(set(removed) | set(changed))
     if not gone and space.dim == dim:
+        session.execute(update(ProjectEmbedding).where(col(ProjectEmbedding.id) == space.id).values(updated_at=stamp))
         return
     for chunk in _chunks(gone):
         session.execute(
@@ -293,8 +335,66 @@ def write_record_hashes(
     session.execute(
         update(ProjectEmbedding)
         .where(col(ProjectEmbedding.id) == space.id)
-        .values(revision=col(ProjectEmbedding.revision) + 1, count=count, dim=dim, updated_at=utcnow())
+        .values(revision=col(ProjectEmbedding.revision) + 1, count=count, dim=dim, updated_at=stamp)
     )
+
+
+@dataclass(frozen=True)
+class PendingRecords:
+    """Records an embedding space is behind on.
+
+    Attributes
+    ----------
+    new : int
+        Records with text in the attribute but no vector (added, or given text, after the last run).
+    changed : int
+        Records with a vector that were updated after the last run read them (their text may differ now).
+    """
+
+    new: int
+    changed: int
+
+    @property
+    def total(self) -> int:
+        return self.new + self.changed
+
+
+def _has_text(value: ColumnElement[str]) -> ColumnElement[bool]:
+    # As embed_attribute's str(value).strip(): blanks, tabs and line breaks alone are no text.
+    blanked = func.replace(func.replace(func.replace(value, "\n", " "), "\r", " "), "\t", " ")
+    return value.is_not(None) & (func.length(func.trim(blanked)) > 0)
+
+
+def pending_records(session: Session, space: ProjectEmbedding) -> PendingRecords:
+    """How many records are new or changed since the space's last embedding run (two counting queries).
+
+    A record is *new* when its attribute has text but the space has no vector for it, and *changed*
+    when it has a vector but was updated (e.g. re-imported with ``--primary-key``) after the last run
+    read the texts. Running the embedding again brings both to zero, encoding only texts that differ.
+    """
+    attribute = session.get(Attribute, space.attribute_id)
+    if attribute is None:
+        return PendingRecords(new=0, changed=0)
+    value = Record.data[attribute.name].as_string()  # type: ignore[index]
+    embedded = (
+        select(RecordEmbedding.record_id)  # type: ignore[call-overload]
+        .where(col(RecordEmbedding.embedding_id) == space.id, col(RecordEmbedding.record_id) == col(Record.id))
+        .exists()
+    )
+    new = session.execute(
+        select(func.count())
+        .select_from(Record)
+        .where(col(Record.project_id) == space.project_id, _has_text(value), ~embedded)
+    ).scalar_one()
+    # Compared in SQL, column to column: both times are stored the same way on every backend.
+    last_run = select(col(ProjectEmbedding.updated_at)).where(col(ProjectEmbedding.id) == space.id).scalar_subquery()
+    changed = session.execute(
+        select(func.count())
+        .select_from(RecordEmbedding)
+        .join(Record, col(Record.id) == col(RecordEmbedding.record_id))
+        .where(col(RecordEmbedding.embedding_id) == space.id, col(Record.updated_at) > last_run)
+    ).scalar_one()
+    return PendingRecords(new=int(new), changed=int(changed))
 
 
 def load_vectors(

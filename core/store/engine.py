@@ -45,6 +45,9 @@ def make_engine(database_url: str) -> Engine:
     from core.store.browse_indexes import ensure_browse_indexes
 
     ensure_browse_indexes(engine)
+    from core.store.embeddings import ensure_space_uids
+
+    ensure_space_uids(engine)  # likewise for a column added to an existing table
     return engine
 
 

@@ -124,7 +124,7 @@ def bump_revision(session: Session, project_id: int) -> None:
 
 
 def delete_project(session: Session, *, name: str) -> None:
-    """Delete a project and every row that belongs to it.
+    """Delete a project, every row that belongs to it, and its Chroma collections.
 
     Walks all tables in reverse dependency order, so tables added by later
     modules (heuristics, slices, ...) are covered as long as they carry a
@@ -132,6 +132,10 @@ def delete_project(session: Session, *, name: str) -> None:
     """
     project = get_project(session, name)
     pid = project.id
+    # Its search index is derived from the rows below; left behind, it would outlive them.
+    from core.index import drop_project_indexes
+
+    drop_project_indexes(session, project_id=pid or 0)
     record_ids = select(Record.id).where(Record.project_id == pid).scalar_subquery()
     task_ids = select(LabelingTask.id).where(LabelingTask.project_id == pid).scalar_subquery()
     for table in reversed(SQLModel.metadata.sorted_tables):
