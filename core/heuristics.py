@@ -350,20 +350,44 @@ def add_from_file(
 ) -> list[Heuristic]:
     """Add the labeling functions of a ``.py`` file (see :func:`add_labeling_functions`)."""
     file = Path(path)
-    if file.suffix != ".py":
-        found = file.suffix or "no extension"
-        raise ValidationError(f"{file.name}: labeling functions are loaded from a .py file; got {found!r}.")
+    _check_py_name(file.name)
     try:
-        source = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except FileNotFoundError as e:
         raise NotFoundError(f"{file}: no such file.") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValidationError(f"{file.name}: cannot be read as UTF-8 text: {e}.") from e
+    except OSError as e:
+        raise ValidationError(f"{file.name}: cannot be read: {e.strerror or e}.") from e
+    return add_from_bytes(session, project_id=project_id, task_id=task_id, filename=file.name, data=data,
+                          enabled=enabled, replace=replace)
+
+
+def add_from_bytes(
+    session: Session, *, project_id: int, task_id: int, filename: str, data: bytes, enabled: bool = True,
+    replace: bool = False,
+) -> list[Heuristic]:
+    """Add the labeling functions of an uploaded ``.py`` file's content; as :func:`add_from_file`.
+
+    Every top-level function not starting with ``_`` becomes one heuristic named after it;
+    errors name the file.
+    """
+    _check_py_name(filename)
+    try:
+        source = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValidationError(f"{filename}: cannot be read as UTF-8 text: {e}.") from e
     try:
         return add_labeling_functions(session, project_id=project_id, task_id=task_id, source=source,
                                       enabled=enabled, replace=replace)
     except ValidationError as e:
-        raise ValidationError(f"{file.name}: {e}") from e
+        raise ValidationError(f"{filename}: {e}") from e
+
+
+def _check_py_name(filename: str) -> None:
+    suffix = Path(filename).suffix
+    if suffix != ".py":
+        raise ValidationError(
+            f"{filename}: labeling functions are loaded from a .py file; got {suffix or 'no extension'!r}."
+        )
 
 
 def _label_by_name(session: Session, task: LabelingTask, name: str) -> Label:

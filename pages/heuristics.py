@@ -7,7 +7,7 @@ from ui import heuristics_data as data
 from ui import heuristics_jobs as jobs
 from ui import heuristics_learners as learners
 from ui.feedback import show_flash
-from ui.heuristics_editor import editor
+from ui.heuristics_editor import editor, load_file
 from ui.heuristics_lookup import lookup_tab
 from ui.heuristics_runs import run_all, write, ws_panel
 from ui.heuristics_stats import stats_tab
@@ -69,6 +69,7 @@ editor_tab, ws_tab, stats_view, lookup_view, learners_view = st.tabs(
     key="heuristics.tab", on_change="rerun",
 )
 with editor_tab:
+    load_file(ref.id, task)
     editor(ref.id, ref.revision, task, basics, frame, lists)
 with ws_tab:
     ws_panel(ref.id, ref.revision, task.id, frame)

@@ -124,3 +124,32 @@ def test_the_editor_offers_a_token_template_for_extraction(reviews: Reviews) -> 
     assert '__tokens__' in code_area(at).value
     button(at, "Run on this record").click().run()  # record 1 has no capitalized word
     assert any("abstains" in t for t in plain(at.info))
+
+
+def test_a_py_file_uploaded_on_the_page_adds_one_heuristic_per_public_function(reviews: Reviews) -> None:
+    from core.heuristics import split_functions
+    from tests.conftest import DATA
+
+    source = (DATA / "lf_keywords.py").read_bytes()
+    at = start()
+    uploader = at.file_uploader(key=f"heuristics.file.{reviews.sentiment}")
+    uploader.set_value(("lf_keywords.py", source, "text/x-python")).run()
+    button(at, "Add heuristics from file").click().run()
+    assert not at.exception, at.exception
+    assert any("Added 2 heuristic(s) from lf_keywords.py: positive_words, negative_regex" in t
+               for t in plain(at.success)), plain(at.success)
+    assert at.dataframe[0].value["name"].tolist() == ["positive_words", "negative_regex"]
+    with session_scope(reviews.engine) as session:  # the same heuristics as `loupe heuristics add --file`
+        stored = dict(session.execute(select(Heuristic.name, Heuristic.code)).all())
+    assert stored == split_functions(source.decode())
+
+    button(at, "Add heuristics from file").click().run()  # again: the names are taken
+    assert any("positive_words" in t and "already" in t for t in plain(at.error)), plain(at.error)
+    at.checkbox(key=f"heuristics.file.replace.{reviews.sentiment}").check().run()
+    button(at, "Add heuristics from file").click().run()
+    assert any("Added 2 heuristic(s)" in t for t in plain(at.success))
+
+    at.file_uploader(key=f"heuristics.file.{reviews.sentiment}").set_value(
+        ("broken.py", b"def lf(record):\n    return (\n", "text/x-python")).run()
+    button(at, "Add heuristics from file").click().run()
+    assert any(t.startswith("broken.py: syntax error") for t in plain(at.error)), plain(at.error)

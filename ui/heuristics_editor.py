@@ -8,7 +8,14 @@ import streamlit as st
 
 from core.embedding_heuristics import retrain
 from core.errors import LoupeError
-from core.heuristics import TOKENS_KEY, add_labeling_functions, delete_heuristic, preview_code, update_heuristic
+from core.heuristics import (
+    TOKENS_KEY,
+    add_from_bytes,
+    add_labeling_functions,
+    delete_heuristic,
+    preview_code,
+    update_heuristic,
+)
 from core.store import session_scope
 from core.store.heuristics import HeuristicKind
 from core.store.models import TaskKind
@@ -84,6 +91,8 @@ def _preview(project_id: int, task_id: int, code: str, record_key: str) -> None:
             st.error(f"**{name}** {result.state}: {escape_markdown(result.error)}", icon=":material/error:")
         elif result.output in (None, []):
             st.info(f"**{name}** abstains on record {escape_markdown(record_key)}.", icon=":material/remove:")
+        elif isinstance(result.output, list) and all(isinstance(x, str) for x in result.output):  # multi-label
+            st.success(f"**{name}** → {escape_markdown(', '.join(result.output))}", icon=":material/check:")
         elif isinstance(result.output, list):
             spans = "; ".join(f"{escape_markdown(lab)} {s}:{e} “{escape_markdown(text)}”"
                               for lab, s, e, text in result.output)
@@ -94,6 +103,22 @@ def _preview(project_id: int, task_id: int, code: str, record_key: str) -> None:
             st.warning(f"Not labels of this task (not stored): {escape_markdown(', '.join(result.invalid_labels))}")
         if result.logs.strip():
             st.code(result.logs[-3000:], language="text")
+
+
+def load_file(project_id: int, task: TaskInfo) -> None:
+    """Add one heuristic per public function of an uploaded .py file, as ``loupe heuristics add --file``."""
+    with st.expander("Load labeling functions from a .py file", icon=":material/upload_file:"):
+        st.caption("Every top-level `def` not starting with `_` becomes one heuristic named after it; the "
+                   "functions may use the file's imports, constants and `_` helpers.")
+        upload = st.file_uploader("Python file", type=["py"], key=f"heuristics.file.{task.id}")
+        replace = st.checkbox("Replace the code of heuristics of the same name",
+                              key=f"heuristics.file.replace.{task.id}")
+        if upload is not None and st.button("Add heuristics from file", icon=":material/add:",
+                                            key=f"heuristics.file.add.{task.id}"):
+            write(lambda s: add_from_bytes(s, project_id=project_id, task_id=task.id, filename=upload.name,
+                                           data=upload.getvalue(), replace=replace),
+                  lambda added: f"Added {len(added)} heuristic(s) from {upload.name}: "
+                                + ", ".join(h.name for h in added) + ". Run them to get their votes.")
 
 
 def _lookup_settings(info: HeuristicInfo) -> None:
