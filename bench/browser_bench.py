@@ -17,11 +17,18 @@ heuristics, annotators, status, comments) against a bare, hand-written SQL
 query returning the same 100 ids with their data (the same conditions, so the
 same plan: an attribute condition compares the attribute's text, which no
 sort index serves), checks both return the same ids, and prints the median of
-several runs. Counting the filtered set is timed
-on its own (the page shows it, but it need not block the rows).
+several runs. The seeded random order's baseline is hand-written SQL too: the
+seed's first bucket of the ``random_key`` index ordered by the seeded hash
+(the plan Loupe's page uses), and, for information, the plain
+``ORDER BY <seeded key> LIMIT 100`` over the whole filtered set.
+
+The Data page also shows how many records match, so each scenario times the
+count on its own (against a bare ``SELECT count(*)`` with the same conditions)
+and the page with its count (``browse_page(with_total=True)``), which is what
+a page costs when the count is not cached yet.
 
 The last line is the headline: the first scenario (weak supervision says spam,
-no manual label, channel ch3; least confident first).
+no manual label, channel ch3; least confident first), rows only.
 """
 
 from __future__ import annotations
@@ -55,7 +62,15 @@ from core.filters import (  # noqa: E402
     WeakLabelFilter,
 )
 from core.store import make_engine, session_scope  # noqa: E402
-from core.store.browse_indexes import ensure_attribute_indexes, ensure_browse_indexes  # noqa: E402
+from core.store.browse_indexes import (  # noqa: E402
+    _A,
+    _B,
+    _C,
+    _P,
+    SeededOrder,
+    ensure_attribute_indexes,
+    ensure_browse_indexes,
+)
 from core.store.tasks import list_attributes  # noqa: E402
 
 PROJECT = "bench"
@@ -149,7 +164,36 @@ NOT_MANUAL = ("NOT EXISTS (SELECT 1 FROM labelassociation m WHERE m.record_id = 
               "AND m.source_type = 'MANUAL')")
 WS_SPAM = ("EXISTS (SELECT 1 FROM labelassociation w WHERE w.record_id = r.id AND w.task_id = 1 "
            f"AND w.source_type = '{WS}' AND w.label_id = 1)")
-SCENARIOS: list[tuple[str, Filter, Sort, int, str]] = [
+CH3 = "CAST(json_extract(r.data, '$.\"channel\"') AS VARCHAR) = 'ch3'"
+FREE = "lower(json_extract(r.data, '$.\"text\"')) LIKE '%free%'"
+SEED = 7
+
+
+def _mix(x: str, s1: int, s2: int) -> str:
+    """The seeded hash of core.store.browse_indexes, written out as SQL text."""
+    x = f"(({x}) * {_A} + {s1}) % {_P}"
+    x = f"(({x}) * ({x})) % {_P}"
+    x = f"(({x}) * {_B} + {s2}) % {_P}"
+    return f"(({x}) * ({x})) % {_P}"
+
+
+def random_sql(seed: int, where: str) -> tuple[str, str]:
+    """Bare SQL for the first page of the seeded order: (first bucket along the index, whole sort)."""
+    order = SeededOrder(seed)
+    x = f"CAST(r.id AS BIGINT) % {_P} * {_A} % {_P}"
+    key = f"((({x}) * ({x}) % {_P}) * {_B} + {_C}) % {_P}"  # the indexed random_key, as the index declares it
+    rank = _mix(f"CAST(r.id AS BIGINT) % {_P}", order.s2, order.s1)
+    low, high = order.key_range(order.buckets()[0])
+    bucket = f"({key}) / {1 << order.bits}"
+    first = (f"SELECT r.id, r.key, r.data FROM record r WHERE r.project_id = 1 AND {key} >= {low} AND {key} < {high} "
+             f"AND {where} ORDER BY {rank}, r.id LIMIT 100")
+    whole = (f"SELECT r.id, r.key, r.data FROM record r WHERE r.project_id = 1 AND {where} "
+             f"ORDER BY {_mix(f'{bucket} + 1', order.s1, order.s2)}, {bucket}, {rank}, r.id LIMIT 100")
+    return first, whole
+
+
+# name, filter, sort, offset, bare page SQL, bare count SQL
+SCENARIOS: list[tuple[str, Filter, Sort, int, str, str]] = [
     (
         "weak=spam, no manual label, channel=ch3; by confidence",
         Filter((WeakLabelFilter("spam", ("spam",)), ManualLabelFilter("spam", match=LabelMatch.HAS_NONE),
@@ -159,8 +203,8 @@ SCENARIOS: list[tuple[str, Filter, Sort, int, str]] = [
         "SELECT r.id, r.key, r.data FROM record r JOIN labelassociation s ON s.record_id = r.id "
         f"AND s.task_id = 1 AND s.source_type = '{WS}' AND s.confidence IS NOT NULL "
         f"WHERE r.project_id = 1 AND {WS_SPAM} AND {NOT_MANUAL} "
-        "AND CAST(json_extract(r.data, '$.\"channel\"') AS VARCHAR) = 'ch3' ORDER BY s.confidence, s.record_id "
-        "LIMIT 100",
+        f"AND {CH3} ORDER BY s.confidence, s.record_id LIMIT 100",
+        f"SELECT count(*) FROM record r WHERE r.project_id = 1 AND {WS_SPAM} AND {NOT_MANUAL} AND {CH3}",
     ),
     (
         "weak=spam, no manual label; by length (indexed), descending",
@@ -169,23 +213,34 @@ SCENARIOS: list[tuple[str, Filter, Sort, int, str]] = [
         0,
         f"SELECT r.id, r.key, r.data FROM record r WHERE r.project_id = 1 AND {WS_SPAM} AND {NOT_MANUAL} "
         "ORDER BY json_extract(r.data, '$.\"length\"') DESC NULLS LAST, r.id DESC LIMIT 100",
+        f"SELECT count(*) FROM record r WHERE r.project_id = 1 AND {WS_SPAM} AND {NOT_MANUAL}",
     ),
     (
         "text contains 'free', page 50; import order",
         Filter((AttributeFilter("text", AttributeOp.CONTAINS, ("free",)),)),
         Sort(),
         4900,
-        "SELECT r.id, r.key, r.data FROM record r WHERE r.project_id = 1 "
-        "AND lower(json_extract(r.data, '$.\"text\"')) LIKE '%free%' ORDER BY r.running_id LIMIT 100 OFFSET 4900",
+        f"SELECT r.id, r.key, r.data FROM record r WHERE r.project_id = 1 AND {FREE} "
+        "ORDER BY r.running_id LIMIT 100 OFFSET 4900",
+        f"SELECT count(*) FROM record r WHERE r.project_id = 1 AND {FREE}",
     ),
     (
-        "no manual label; random order (seed 7)",
+        f"no manual label; random order (seed {SEED})",
         Filter((ManualLabelFilter("spam", match=LabelMatch.HAS_NONE),)),
-        Sort(SortBy.RANDOM, seed=7),
+        Sort(SortBy.RANDOM, seed=SEED),
         0,
-        "",  # the seeded key is Loupe's own: compared against itself in SQL below
+        random_sql(SEED, NOT_MANUAL)[0],
+        f"SELECT count(*) FROM record r WHERE r.project_id = 1 AND {NOT_MANUAL}",
     ),
 ]
+
+
+def bare_count(engine: Engine, sql: str) -> Callable[[], int]:
+    def run() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar_one())
+
+    return run
 
 
 def main() -> int:
@@ -220,34 +275,31 @@ def main() -> int:
         print(f"  sort indexes on {', '.join(created)} in {time.perf_counter() - start:.1f} s", flush=True)
     print(f"{n:,} records; median of {args.repeat} runs after one warm-up\n", flush=True)
     headline: tuple[float, float] | None = None
-    for name, flt, order, offset, sql in SCENARIOS:
-        def page(flt: Filter = flt, order: Sort = order, offset: int = offset) -> list[int]:
+    for name, flt, order, offset, sql, count_sql in SCENARIOS:
+        def page(flt: Filter = flt, order: Sort = order, offset: int = offset, total: bool = False) -> list[int]:
             with session_scope(engine) as session:
                 return browse_page(session, project_id=1, flt=flt, sort=order, offset=offset, limit=100,
-                                   with_total=False).record_ids
+                                   with_total=total).record_ids
 
         ours, ids = median_ms(page, repeat=args.repeat)
-        if not sql:
-            from core.browse import ordered_ids
-
-            def plain(flt: Filter = flt, order: Sort = order, offset: int = offset) -> list[int]:
-                with session_scope(engine) as session:
-                    return ordered_ids(session, project_id=1, flt=flt, sort=order, offset=offset, limit=100)
-
-            base, expected = median_ms(plain, repeat=args.repeat)
-            label = "ids only"
-        else:
-            base, expected = median_ms(bare(engine, sql), repeat=args.repeat)
-            label = "bare SQL"
+        base, expected = median_ms(bare(engine, sql), repeat=args.repeat)
         same = "same rows" if ids == expected else "DIFFERENT ROWS"
-        print(f"{name}\n  page {ours:8.1f} ms   {label} {base:8.1f} ms   ({same})")
+        print(f"{name}\n  page       {ours:8.1f} ms   bare SQL {base:8.1f} ms   ({same})")
+        if order.by is SortBy.RANDOM:
+            whole, _ = median_ms(bare(engine, random_sql(order.seed, NOT_MANUAL)[1]), repeat=1)
+            print(f"  (bare SQL sorting the whole filtered set by the seeded key: {whole:.1f} ms)")
 
         def counting(flt: Filter = flt) -> int:
             with session_scope(engine) as session:
                 return count_filtered(session, project_id=1, flt=flt)
 
-        count_ms, total = median_ms(counting, repeat=max(1, args.repeat // 2))
-        print(f"  count {count_ms:7.1f} ms   ({total:,} records match)", flush=True)
+        slow = max(1, args.repeat // 2)
+        count_ms, total = median_ms(counting, repeat=slow)
+        bare_ms, bare_total = median_ms(bare_count(engine, count_sql), repeat=slow)
+        agree = "same count" if total == bare_total else f"DIFFERENT COUNT {bare_total:,}"
+        print(f"  count      {count_ms:8.1f} ms   bare SQL {bare_ms:8.1f} ms   ({total:,} records match, {agree})")
+        both, _ = median_ms(lambda page=page: page(total=True), repeat=slow)
+        print(f"  page+count {both:8.1f} ms   bare SQL {base + bare_ms:8.1f} ms (page + count)", flush=True)
         if headline is None:
             headline = (ours, base)
     engine.dispose()

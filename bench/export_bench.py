@@ -15,7 +15,8 @@ What it does, in one run on this machine:
 3. In another fresh process, the baseline: the same table (same columns, same
    values) loaded with ``pandas.read_sql`` and written with
    ``DataFrame.to_json(orient="records")``. The baseline time is ``to_json``
-   alone (the table already in memory); loading it is reported beside it.
+   alone (the table already in memory), as the issue asks; ``read_sql`` plus
+   ``to_json`` is printed for reference.
 
 Peak memory is each process's peak resident set size (``ru_maxrss``), which
 includes the interpreter and imported libraries. The last line is the headline::
@@ -184,17 +185,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {n:,} labeled records in {time.perf_counter() - started:.1f}s")
         loupe = run_worker("loupe", db, Path(tmp) / "loupe.json", args.repeat)
         baseline = run_worker("pandas", db, Path(tmp) / "pandas.json", args.repeat)
-    # The baseline is the same job done the pandas way: the table read from the store, then to_json.
+    # The issue's baseline: pandas.DataFrame.to_json of the same table (already in memory). Reading that table from
+    # the store with read_sql is extra work the baseline gets for free; read_sql + to_json is printed for reference.
+    ratio = loupe["seconds"] / baseline["seconds"]
     pandas_total = baseline["seconds"] + baseline["load_seconds"]
-    ratio = loupe["seconds"] / pandas_total
+    ok = ratio <= 2 and loupe["peak_mb"] < 500
     print(f"loupe export (streamed):   {loupe['seconds']:.2f} s, {loupe['records'] / loupe['seconds']:,.0f} "
           f"records/s, peak RSS {loupe['peak_mb']:.0f} MB, {loupe['bytes'] / 1e6:.1f} MB written")
-    print(f"pandas to_json (baseline): {baseline['seconds']:.2f} s (+ {baseline['load_seconds']:.2f} s read_sql), "
-          f"peak RSS {baseline['peak_mb']:.0f} MB, {baseline['bytes'] / 1e6:.1f} MB written")
-    print(f"ratio against read_sql + to_json {ratio:.2f} (against to_json alone, table already in memory: "
-          f"{loupe['seconds'] / baseline['seconds']:.1f}); goal: ratio ≤ 2 and peak memory < 500 MB: "
-          f"{'met' if ratio <= 2 and loupe['peak_mb'] < 500 else 'not met'}")
-    print(f"export_speed: {loupe['seconds']:.2f} s (baseline {pandas_total:.2f} s, ratio {ratio:.2f})")
+    print(f"pandas to_json (baseline): {baseline['seconds']:.2f} s, peak RSS {baseline['peak_mb']:.0f} MB "
+          f"(with the table in memory), {baseline['bytes'] / 1e6:.1f} MB written")
+    print(f"for reference, read_sql + to_json: {pandas_total:.2f} s (ratio {loupe['seconds'] / pandas_total:.2f})")
+    print(f"goal: within 2x of to_json and peak memory < 500 MB: {'met' if ok else 'not met'} (ratio {ratio:.2f}, "
+          f"{loupe['peak_mb']:.0f} MB)")
+    print(f"export_speed: {loupe['seconds']:.2f} s (baseline {baseline['seconds']:.2f} s, ratio {ratio:.2f})")
     return 0
 
 
