@@ -79,12 +79,24 @@ def test_refinery_json_round_trip_keeps_records_and_every_valid_manual_label(
 def test_labelstudio_round_trip_keeps_records_and_every_annotators_labels(
     engine: Engine, demo: LabeledDemo, tmp_path: Path
 ) -> None:
+    from tests.fixtures_export import add_label
+
+    # Gold on one task and not on another, by one annotator on one record: Label Studio's ground_truth flag
+    # belongs to a whole annotation, so the star must not spread to the other tasks on the way back.
+    d = demo.keys[3]
+    with session_scope(engine) as session:
+        add_label(session, project=demo.name, key=d, task="spam", label="ham", annotator="alice", gold=True)
+        add_label(session, project=demo.name, key=d, task="topics", label="promo", annotator="alice")
     out = tmp_path / "demo_ls.json"
     export_project(engine, project=demo.name, options=ExportOptions(format="labelstudio"), out=out)
     import_file(engine, project="copy", path=out)
     with session_scope(engine) as session:
         assert records(session, "copy") == records(session, demo.name)
         assert manual_by_annotator(session, "copy") == manual_by_annotator(session, demo.name)
+        copied = manual_by_annotator(session, "copy")
+        assert copied[(d, "spam", "alice")] == {("ham", None, None, True)}
+        assert copied[(d, "topics", "alice")] == {("promo", None, None, False)}
+        assert {gold for (_, _, _, gold) in copied[(d, "entities", "alice")]} == {False}
         original, copy = valid_by_key(session, demo.name), valid_by_key(session, "copy")
         for task in original:
             assert copy[task] == original[task], task

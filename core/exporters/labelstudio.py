@@ -1,8 +1,10 @@
 """Label Studio JSON tasks and the labeling config that shows them.
 
 One task per record: ``data`` holds the attribute values; ``annotations`` holds
-one annotation per annotator (``completed_by``, ``ground_truth`` when any of
-their labels carries the gold star, ``lead_time`` the seconds they spent);
+one annotation per annotator and gold star (``completed_by``; an annotator's
+gold-starred labels form an annotation of their own with ``ground_truth``
+true, so the star stays on exactly those labels when the file is imported
+again; ``lead_time`` the seconds spent);
 ``predictions`` holds one prediction per machine source (weak supervision,
 each heuristic, each model) with its ``score``. Classification results are
 ``choices``; spans are ``labels`` results with character offsets (end
@@ -109,15 +111,17 @@ class TaskBuilder:
         self.data_names = [a.name for a in view.all_attributes if a.name in needed]
 
     def task(self, record: RecordView) -> dict[str, Any]:
-        manual: dict[int | None, list[Assoc]] = defaultdict(list)
+        # Label Studio's ground_truth flag belongs to a whole annotation, Loupe's gold star to each label: one
+        # annotation per annotator and gold-ness, so a star on one task does not spread to the others on import.
+        manual: dict[tuple[int | None, bool], list[Assoc]] = defaultdict(list)
         machine: dict[SourceKey, list[Assoc]] = defaultdict(list)
         for a in record.labels:
             if a.source == (MANUAL, None):
-                manual[a.annotator_id].append(a)
+                manual[(a.annotator_id, bool(a.is_gold))].append(a)
             else:
                 machine[a.source].append(a)
         annotations = []
-        for n, (annotator_id, assocs) in enumerate(manual.items(), start=1):
+        for n, ((annotator_id, gold), assocs) in enumerate(manual.items(), start=1):
             name = self.view.annotators.get(annotator_id) if annotator_id is not None else None
             seconds = [a.seconds_spent for a in assocs if a.seconds_spent is not None]
             annotations.append({
@@ -125,7 +129,7 @@ class TaskBuilder:
                 "completed_by": _user(annotator_id, name),
                 "result": self._results(record, assocs, f"{record.running_id}-a{n}"),
                 "was_cancelled": False,
-                "ground_truth": any(a.is_gold for a in assocs),
+                "ground_truth": gold,
                 "created_at": ls_time(min(as_utc(a.created_at) for a in assocs)),
                 "updated_at": ls_time(max(as_utc(a.updated_at) for a in assocs)),
                 "lead_time": float(sum(seconds)) if seconds else None,
