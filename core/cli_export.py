@@ -31,9 +31,22 @@ def _engine() -> Engine:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from core.cli_browse import parse_filter
+    from core.errors import ValidationError
     from core.exporters import ExportOptions, LabelboxFilters, export_project, labelstudio_config, parse_range
     from core.exporters.options import parse_rows
 
+    rows = parse_rows(args.rows or ("filter" if args.filter else "all"))
+    filter_json = None
+    if args.filter:
+        if rows.kind != "filter":
+            raise ValidationError(f"--filter chooses the rows to export, so it cannot go with --rows {args.rows}; "
+                                  "leave --rows out (or use --rows filter).")
+        filter_json = parse_filter(args.filter).to_json()
+    elif rows.kind == "filter":
+        raise ValidationError("--rows filter exports the records matching a filter: pass it as --filter JSON, "
+                              'e.g. --filter \'[{"kind": "attribute", "attribute": "channel", "op": "equals", '
+                              '"values": ["ads"]}]\' (the same JSON as loupe browse --filter).')
     params = LabelboxParams(**{block: block not in (args.exclude_block or []) for block in LABELBOX_BLOCKS})
     filters = LabelboxFilters(
         last_activity_at=parse_range(*args.last_activity_at) if args.last_activity_at else None,
@@ -46,7 +59,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         tasks=_split(args.tasks),
         sources=_split(args.sources) or DEFAULT_SOURCES,
         confidence=not args.no_confidence,
-        rows=parse_rows(args.rows),
+        rows=rows,
+        filter_json=filter_json,
         password=args.password or None,
         labelbox_params=params,
         labelbox_filters=filters,
@@ -85,8 +99,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     exp.add_argument("--project", required=True)
     exp.add_argument("--format", required=True, choices=list(FORMATS))
     exp.add_argument("--out", required=True, help="file to write (a zip when --password is given)")
-    exp.add_argument("--rows", default="all",
-                     help="all, labeled, gold, slice:NAME or min-confidence:0.8 (default: all)")
+    exp.add_argument("--rows", default=None,
+                     help="all, labeled, gold, slice:NAME, min-confidence:0.8 or filter (with --filter); "
+                          "default: all, or filter when --filter is given")
+    exp.add_argument("--filter", metavar="JSON",
+                     help="export the records matching this filter: a list of conditions, the same JSON as "
+                          "'loupe browse --filter' (see core/filters.py)")
     exp.add_argument("--password", help="put the file in an AES-256 zip protected by this password")
     exp.add_argument("--attributes", help="comma-separated attributes to include (default: all)")
     exp.add_argument("--tasks", help="comma-separated tasks to include (default: all)")

@@ -86,3 +86,33 @@ def test_snapshot_and_restore(demo: str, tmp_path: Path, capsys: pytest.CaptureF
     code, printed, _ = run(capsys, "projects", "--json")
     names = {p["name"]: p["records"] for p in json.loads(printed)}
     assert names == {demo: 1956, "Restored": 1956, f"{DEMO_PROJECT} (2)": 1956}
+
+
+def test_export_rows_of_a_filter(demo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "filtered.json"
+    spam_by_alice = ('[{"kind": "manual_label", "task": "spam", "labels": ["spam"], "valid_only": false}, '
+                     '{"kind": "annotator", "annotators": ["alice"]}]')
+    code, printed, err = run(capsys, "export", "--project", demo, "--format", "refinery", "--out", str(out),
+                             "--filter", spam_by_alice)
+    assert code == 0, err
+    assert printed.startswith("exported 3 record(s)")
+    rows = json.loads(out.read_text())
+    # a (agreed), b (alice and bob disagree), c (bob said spam, alice's gold ham wins)
+    assert [r["__spam__MANUAL"] for r in rows] == ["spam", None, "ham"]
+    code, printed, err = run(capsys, "export", "--project", demo, "--format", "csv", "--out", str(tmp_path / "f.csv"),
+                             "--rows", "filter", "--filter", '{"conditions": [{"kind": "comment"}]}')
+    assert code == 0 and printed.startswith("exported 1 record(s)"), err
+
+
+def test_rows_filter_without_a_filter_says_how_to_pass_one(demo: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "export", "--project", demo, "--format", "refinery", "--out", str(tmp_path / "x"),
+                       "--rows", "filter")
+    assert code == 1 and err.startswith("error: --rows filter exports the records matching a filter: pass it as "
+                                        "--filter JSON")
+    code, _, err = run(capsys, "export", "--project", demo, "--format", "refinery", "--out", str(tmp_path / "x"),
+                       "--rows", "gold", "--filter", "[]")
+    assert code == 1 and "cannot go with --rows gold" in err
+    code, _, err = run(capsys, "export", "--project", demo, "--format", "refinery", "--out", str(tmp_path / "x"),
+                       "--filter", "[{")
+    assert code == 1 and "--filter is not valid JSON" in err
