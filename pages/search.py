@@ -8,7 +8,7 @@ from ui.feedback import show_flash
 from ui.project import PROJECTS_PAGE, project_caption, require_project
 from ui.resources import database_url
 from ui.search_map import map_tab
-from ui.search_panels import embeddings_bar, index_line, outliers_tab, semantic_tab, similar_tab
+from ui.search_panels import embeddings_bar, index_line, index_progress, outliers_tab, semantic_tab, similar_tab
 
 TABS = ["Search by meaning", "Find similar", "Outliers", "Map"]
 
@@ -27,7 +27,8 @@ if not texts:
 space = embeddings_bar(ref, texts, data.spaces(ref.id))
 if space is None:
     st.stop()
-index_slot = st.container()
+rebuilding = index_line(ref, space)  # a missing or stale index is rebuilt in the background
+progress_slot = st.container()
 
 tasks = data.tasks(database_url(), ref.id, ref.revision)
 # Bound to the URL: a refresh or a shared link opens the same tab.
@@ -36,15 +37,15 @@ semantic, similar, outliers, embedding_map = st.tabs(TABS, key="search.view", on
 # Only the open tab runs: a hidden map is not projected, a hidden search not repeated.
 if semantic.open:
     with semantic:
-        semantic_tab(ref, space)
+        semantic_tab(ref, space, rebuilding=rebuilding)
 if similar.open:
     with similar:
-        similar_tab(ref, space)
+        similar_tab(ref, space, rebuilding=rebuilding)
 if outliers.open:
     with outliers:
         outliers_tab(ref, space, tasks)
 if embedding_map.open:
     with embedding_map:
         map_tab(ref, space, tasks)
-with index_slot:
-    index_line(space)  # last, so it shows the index a search may just have rebuilt
+with progress_slot:
+    index_progress(space)  # last: when the rebuild ends it reruns the page, after this run's search was taken in

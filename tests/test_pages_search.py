@@ -23,6 +23,7 @@ from tests.fixtures_embeddings import (  # noqa: F401
 )
 
 APP = str(REPO / "app.py")
+TABS = ["Search by meaning", "Find similar", "Outliers", "Map"]
 
 
 def start() -> AppTest:
@@ -63,17 +64,12 @@ def test_embedding_runs_in_the_background_and_enables_search(engine: Engine, emb
     assert any("has no embeddings with this model yet" in t for t in plain(at.info))
     assert not at.tabs  # nothing to search yet
     button(at, "Embed").click().run()
-    deadline = time.monotonic() + 120
-    while at.get("progress"):
-        assert time.monotonic() < deadline, "the embedding run did not end"
-        time.sleep(0.3)
-        at.run()
-    assert not at.exception, at.exception
+    wait_for_jobs(at)
     assert any(t.startswith("Embedded 'text' of 'news' with all-MiniLM-L6-v2: 15 records (15 encoded")
                for t in plain(at.success)), plain(at.success)
     assert "**15** records embedded" in [m.value for m in at.markdown]
     assert any("search index fresh" in str(m.value) for m in at.markdown)
-    assert [t.label for t in at.tabs] == ["Search by meaning", "Find similar", "Outliers", "Map"]
+    assert [t.label for t in at.tabs] == TABS
     assert button(at, "Update").disabled is False
 
 
@@ -104,14 +100,49 @@ def test_search_by_meaning_and_find_similar(embedded_project: EmbeddedProject) -
     assert any("Record '16' has no embedding" in t for t in plain(at.error))
 
 
-def test_a_missing_index_is_shown_and_rebuilt(embedded_project: EmbeddedProject) -> None:
+def wait_for_jobs(at: AppTest) -> AppTest:
+    """Rerun until no background job shows progress any more (it reruns the page with its report then)."""
+    deadline = time.monotonic() + 120
+    while at.get("progress"):
+        assert time.monotonic() < deadline, "the background job did not end"
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_missing_index_is_rebuilt_in_the_background_while_the_page_stays_usable(
+    embedded_project: EmbeddedProject,
+) -> None:
     with session_scope(embedded_project.engine) as session:
         drop_index(resolve_space(session, project_id=embedded_project.project_id))
     at = start()
-    assert any("search index missing" in str(m.value) for m in at.markdown)
-    button(at, "Rebuild index").click().run()
+    # The page started the rebuild on its own and shows it; the tabs are there meanwhile.
+    assert any("rebuilding the search index" in str(m.value) for m in at.markdown), [m.value for m in at.markdown]
+    assert at.get("progress") and [t.label for t in at.tabs] == TABS
+    next(t for t in at.text_input if t.key == "search.semantic.text").set_value("a football match")
+    button(at, "Search").click().run()
+    if at.get("progress"):  # still rebuilding: the search waits for it instead of blocking the page
+        assert any("your search runs as soon as it is done" in t for t in plain(at.info))
+    wait_for_jobs(at)
     assert "Rebuilt the search index of text · all-MiniLM-L6-v2: 15 records." in plain(at.success)
     assert any("search index fresh" in str(m.value) for m in at.markdown)
+    assert set(ids(at)[:2]) <= {"1", "2", "6"}  # the search ran once the index was back
+
+
+def test_records_added_since_the_last_run_are_counted_and_updated(embedded_project: EmbeddedProject) -> None:
+    make_project(embedded_project.engine, rows=[{"text": "The cyclist won the mountain stage."},
+                                                {"text": "Knead the dough and let it rise."}, {"text": ""}])
+    at = start()
+    assert any("2 records new or changed" in t and "(2 new)" in t for t in plain(at.warning)), plain(at.warning)
+    update = button(at, "Update")
+    assert update.proto.type == "primary"
+    update.click().run()
+    wait_for_jobs(at)
+    assert any("17 records (2 encoded, 0 from cache, 15 unchanged" in t and t.endswith("Search index updated.")
+               for t in plain(at.success)), plain(at.success)
+    assert not any("new or changed" in t for t in plain(at.warning))
+    assert "**17** records embedded" in [m.value for m in at.markdown]
 
 
 def test_outliers_are_saved_as_a_slice_and_listed_with_scores(embedded_project: EmbeddedProject) -> None:
@@ -152,3 +183,15 @@ def test_the_find_similar_panel_other_pages_embed(embedded_project: EmbeddedProj
     assert ids(at) == ["2", "6", ids(at)[2]]
     assert list(at.dataframe[0].value.columns[:3]) == ["id", "score", "text"]
 
+
+
+def test_a_background_job_reports_its_indexing_step_under_its_own_name() -> None:
+    from ui.background import Job, Reporter
+
+    job = Job(label="Embedding text with all-MiniLM-L6-v2…", unit="new or changed texts encoded")
+    progress = Reporter(job)
+    progress(3, 3)
+    indexing = progress.step("Updating the search index…", unit="records written")
+    assert (job.label, job.done) == ("Embedding text with all-MiniLM-L6-v2…", 3)  # until the step reports
+    indexing(1, 4)
+    assert (job.label, job.unit, job.done, job.total) == ("Updating the search index…", "records written", 1, 4)

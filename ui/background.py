@@ -1,6 +1,6 @@
 """Long work in a background thread, so the page stays usable and a rerun does not cut it short.
 
-Heuristic runs, embedding and learner training use it. The work runs in a thread of the server
+Heuristic runs, embedding, search-index rebuilds and learner training use it. The work runs in a thread of the server
 process (core code only, no Streamlit calls), reports its progress into a registry shared
 by all sessions (``st.cache_resource``) and stores its result in the database. A refresh,
 or leaving the page and coming back, shows the same progress; the page shows it in a
@@ -20,9 +20,6 @@ from core.errors import LoupeError
 from ui.feedback import flash
 
 Progress = Callable[[int, int], None]
-# The work: given a progress reporter, do it and return the message to show when it is done,
-# or (message, kind) with kind "success", "info" or "warning".
-Work = Callable[[Progress], str | tuple[str, str]]
 
 
 @dataclass
@@ -34,6 +31,31 @@ class Job:
     finished: bool = False
     message: str = ""
     kind: str = "success"
+
+
+class Reporter:
+    """What the work is given: call it as ``progress(done, total)``; :meth:`step` reports a later step."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def __call__(self, done: int, total: int) -> None:
+        self._job.done, self._job.total = done, total
+
+    def step(self, label: str, *, unit: str) -> Progress:
+        """A reporter for the next step of the work: from its first report on, the bar says ``label``
+        and counts ``unit`` (e.g. encoding texts, then writing them to the search index)."""
+
+        def report(done: int, total: int) -> None:
+            self._job.label, self._job.unit = label, unit
+            self(done, total)
+
+        return report
+
+
+# The work: given a progress reporter, do it and return the message to show when it is done,
+# or (message, kind) with kind "success", "info" or "warning".
+Work = Callable[[Reporter], str | tuple[str, str]]
 
 
 @dataclass
@@ -73,9 +95,7 @@ def start(key: Hashable, *, label: str, work: Work, unit: str = "items") -> bool
         if running(key):
             return False
         job = registry.jobs[key] = Job(label=label, unit=unit)
-
-    def progress(done: int, total: int) -> None:
-        job.done, job.total = done, total
+    progress = Reporter(job)
 
     def run() -> None:
         try:

@@ -15,15 +15,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from core.embeddings import load_model
 from core.errors import NotFoundError
-from core.index import IndexStatus, index_status, rebuild_index
+from core.index import IndexStatus, Progress, ensure_index, index_status
 from core.map_colors import ColorBy, map_colors
 from core.search import SearchHit as Hit
 from core.search import embedding_map, hits_frame, semantic_search, similar_records
 from core.store import make_engine, session_scope
-from core.store.embeddings import ProjectEmbedding, list_spaces
+from core.store.embeddings import PendingRecords, ProjectEmbedding, list_spaces, pending_records
 from core.store.heuristics import Heuristic
 from core.store.models import Attribute, Record
 from core.store.slices import SliceKind, find_slice
@@ -43,6 +44,7 @@ class Space:
     model: str
     count: int
     revision: int
+    embedded_at: str  # when the last embedding run read the records
 
     @property
     def label(self) -> str:
@@ -54,8 +56,8 @@ def spaces(project_id: int) -> list[Space]:
     with session_scope(engine()) as session:
         names = {a.id: a.name for a in session.execute(select(Attribute).where(Attribute.project_id == project_id))
                  .scalars()}
-        return [Space(s.id or 0, names.get(s.attribute_id, str(s.attribute_id)), s.model, s.count, s.revision)
-                for s in list_spaces(session, project_id)]
+        return [Space(s.id or 0, names.get(s.attribute_id, str(s.attribute_id)), s.model, s.count, s.revision,
+                      str(s.updated_at)) for s in list_spaces(session, project_id)]
 
 
 def _row(session: Any, space: Space) -> ProjectEmbedding:
@@ -71,10 +73,24 @@ def status(space: Space) -> IndexStatus:
         return index_status(session, space=_row(session, space))
 
 
-def rebuild(space: Space) -> int:
-    """Rebuild the space's Chroma collection from the store; returns its number of items."""
-    with session_scope(engine()) as session:
-        return rebuild_index(session, space=_row(session, space))
+@st.cache_data(show_spinner=False, max_entries=16)
+def pending(database_url: str, project_id: int, revision: int, space: Space) -> PendingRecords:
+    """Records new or changed since the space's last embedding run (an import changes the project's revision,
+    an embedding run the space)."""
+    with session_scope(make_engine(database_url)) as session:
+        return pending_records(session, _row(session, space))
+
+
+def rebuild(store: Engine, space: Space, progress: Progress) -> int | None:
+    """Rebuild the space's Chroma collection unless it is fresh; returns its number of items, None if it was fresh.
+
+    Runs in a background thread: no Streamlit call in here.
+    """
+    with session_scope(store) as session:
+        row = _row(session, space)
+        if ensure_index(session, space=row, progress=progress) is IndexStatus.FRESH:
+            return None
+        return row.count
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -29,9 +29,18 @@ from ui.text import escape_markdown
 ANY_TASK = 0
 STATUS = {
     IndexStatus.FRESH: ("green", "search index fresh"),
-    IndexStatus.STALE: ("orange", "search index stale: rebuilt at the next search"),
-    IndexStatus.MISSING: ("red", "search index missing: built at the next search"),
+    IndexStatus.STALE: ("orange", "search index stale"),
+    IndexStatus.MISSING: ("red", "search index missing"),
 }
+_AUTO_REBUILT = "search.index.auto"  # the spaces (id, revision, count) whose rebuild this session started itself
+
+
+def _embed_job(ref: ProjectRef) -> tuple[str, str, int]:
+    return ("embed", database_url(), ref.id)
+
+
+def _index_job(space: data.Space) -> tuple[str, str, int]:
+    return ("index", database_url(), space.id)
 
 
 def embeddings_bar(ref: ProjectRef, texts: list[str], spaces: list[data.Space]) -> data.Space | None:
@@ -50,15 +59,23 @@ def embeddings_bar(ref: ProjectRef, texts: list[str], spaces: list[data.Space]) 
         show_error(e)
         return None
     space = next((s for s in spaces if s.attribute == attribute and s.model == model), None)
-    job_key = ("embed", database_url(), ref.id)
-    if button_col.button("Update" if space else "Embed", type="secondary" if space else "primary",
-                         icon=":material/memory:", key="search.embed", disabled=background.running(job_key),
-                         width="stretch", help="Encodes only texts that are new or changed since the last run."):
+    job_key = _embed_job(ref)
+    running = background.running(job_key)
+    behind = data.pending(database_url(), ref.id, ref.revision, space) if space and not running else None
+    outdated = behind is not None and behind.total > 0
+    if button_col.button("Update" if space else "Embed", type="primary" if not space or outdated else "secondary",
+                         icon=":material/memory:", key="search.embed", disabled=running, width="stretch",
+                         help="Encodes only texts that are new or changed since the last run."):
         background.start(job_key, label=f"Embedding {attribute} with {model}…", unit="new or changed texts encoded",
                          work=partial(_embed, engine(), ref.name, attribute, model))
         st.rerun()
     if background.current(job_key) is not None:
         background.progress_panel(job_key, waiting="loading the model and reading the records")
+    elif behind is not None and outdated:
+        parts = [f"{n:,} {what}" for n, what in ((behind.new, "new"), (behind.changed, "changed")) if n]
+        st.warning(f"**{behind.total:,} records new or changed** since the last embedding run ({', '.join(parts)}): "
+                   "searches do not see their current text until you **Update** the embeddings. Only texts that "
+                   "differ are encoded again.", icon=":material/update:")
     if space is None:
         st.info(f"“{escape_markdown(attribute)}” has no embeddings with this model yet: **Embed** it to search by "
                 "meaning, find similar records and outliers, and draw the map.", icon=":material/info:")
@@ -66,28 +83,69 @@ def embeddings_bar(ref: ProjectRef, texts: list[str], spaces: list[data.Space]) 
     return space
 
 
-def index_line(space: data.Space) -> None:
-    """How many records are embedded and whether the search index is fresh; rebuild it on demand.
+def index_line(ref: ProjectRef, space: data.Space) -> bool:
+    """How many records are embedded and whether the search index is fresh; returns whether it is being rebuilt.
 
-    The page draws this last (into a container above the tabs), so it reflects what a search just did.
+    A missing or stale index is rebuilt in the background as soon as the page sees it (once per session
+    and state of the embeddings; if that fails, a button tries again), so the page stays usable meanwhile.
     """
-    status = data.status(space)
-    color, text = STATUS[status]
+    job_key = _index_job(space)
+    rebuilding = background.running(job_key)
+    status = IndexStatus.FRESH if rebuilding else data.status(space)
+    tried: set[tuple[int, int, int]] = st.session_state.setdefault(_AUTO_REBUILT, set())
+    attempt = (space.id, space.revision, space.count)
+    if status is not IndexStatus.FRESH and attempt not in tried and not background.running(_embed_job(ref)):
+        tried.add(attempt)
+        _start_rebuild(space)
+        rebuilding = background.running(job_key)
     with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown(f"**{space.count:,}** records embedded")
-        st.badge(text, color=color, icon=":material/database:")  # type: ignore[arg-type]
-        if status is not IndexStatus.FRESH and st.button("Rebuild index", key="search.rebuild",
-                                                         icon=":material/refresh:", type="tertiary"):
-            with st.spinner("Rebuilding the search index…"):
-                items = data.rebuild(space)
-            flash(f"Rebuilt the search index of {space.label}: {items:,} records.")
-            st.rerun()
+        if rebuilding:
+            st.badge("rebuilding the search index…", color="blue", icon=":material/sync:")
+        else:
+            color, text = STATUS[status]
+            st.badge(text, color=color, icon=":material/database:")  # type: ignore[arg-type]
+            if status is not IndexStatus.FRESH and st.button("Rebuild index", key="search.rebuild",
+                                                             icon=":material/refresh:", type="tertiary"):
+                _start_rebuild(space)
+                st.rerun()
+    return rebuilding
 
 
-def _embed(store: Engine, project: str, attribute: str, model: str, progress: background.Progress) -> str:
+def index_progress(space: data.Space) -> None:
+    """The progress of the index rebuild, if one is going on.
+
+    The page calls this after the tabs (into a container above them): a rebuild that ends reruns the page,
+    and a search submitted in the same run must have been taken in by then.
+    """
+    if background.current(_index_job(space)) is not None:
+        background.progress_panel(_index_job(space), waiting="reading the stored vectors",
+                                  stored="searches run once it is done")
+
+
+def _start_rebuild(space: data.Space) -> None:
+    background.start(_index_job(space), label=f"Rebuilding the search index of {space.label}…",
+                     unit="records indexed", work=partial(_rebuild, engine(), space))
+
+
+def _rebuild(store: Engine, space: data.Space, progress: background.Reporter) -> str | tuple[str, str]:
     # Runs in a background thread: no Streamlit call in here.
-    result = embed_attribute(store, project=project, attribute=attribute, model=model, progress=progress)
+    items = data.rebuild(store, space, progress)
+    if items is None:
+        return f"The search index of {space.label} is up to date.", "info"
+    return f"Rebuilt the search index of {space.label}: {items:,} records."
+
+
+def _embed(store: Engine, project: str, attribute: str, model: str, progress: background.Reporter) -> str:
+    # Runs in a background thread: no Streamlit call in here.
+    result = embed_attribute(store, project=project, attribute=attribute, model=model, progress=progress,
+                             index_progress=progress.step("Updating the search index…", unit="records written"))
     return result.summary() + (f" Search index {result.index}." if result.index else "")
+
+
+def _wait_for_index(what: str) -> None:
+    st.info(f"The search index is being rebuilt (progress above); {what} as soon as it is done.",
+            icon=":material/hourglass_top:")
 
 
 def _asked(state_key: str, widget_key: str, label: str, *, placeholder: str, button: str,
@@ -103,11 +161,14 @@ def _asked(state_key: str, widget_key: str, label: str, *, placeholder: str, but
     return st.session_state.get(state_key, ("", DEFAULT_K))
 
 
-def semantic_tab(ref: ProjectRef, space: data.Space) -> None:
+def semantic_tab(ref: ProjectRef, space: data.Space, *, rebuilding: bool = False) -> None:
     query, k = _asked("search.semantic", "search.semantic", "What are you looking for?", button="Search",
                       placeholder="e.g. records about refunds", icon=":material/search:")
     if not query:
         st.caption("Finds records close in meaning to your words, even when they share none of them.")
+        return
+    if rebuilding:
+        _wait_for_index("your search runs")
         return
     try:
         with st.spinner("Loading the model…"):
@@ -121,11 +182,14 @@ def semantic_tab(ref: ProjectRef, space: data.Space) -> None:
                  what=f"records closest to “{query}”")
 
 
-def similar_tab(ref: ProjectRef, space: data.Space) -> None:
+def similar_tab(ref: ProjectRef, space: data.Space, *, rebuilding: bool = False) -> None:
     key, k = _asked("search.similar", "search.similar", "Record id", button="Find similar",
                     placeholder="primary-key value or running id, as on the Data page", icon=":material/manage_search:")
     if not key:
         st.caption("Lists the records most similar in meaning to one record (itself left out).")
+        return
+    if rebuilding:
+        _wait_for_index("the similar records show")
         return
     try:
         with st.spinner("Searching…"):
