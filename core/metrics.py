@@ -16,7 +16,8 @@ reads the store (optionally restricted by a filter or a slice) and calls them.
   what weak supervision said for records people gave that label.
 - **Confidence histogram** of weak supervision, ten bins over [0, 1] by default.
 - **Heuristics**: refinery's per heuristic and label statistics
-  (:mod:`core.heuristic_stats`); **agreement** of annotators
+  (:mod:`core.heuristic_stats`; multi-label tasks label by label, a vote
+  for another label being no conflict); **agreement** of annotators
   (:mod:`core.agreement`).
 """
 
@@ -222,8 +223,27 @@ class TaskMetrics:
     heuristics: pd.DataFrame
     agreement: Any = field(default=None, repr=False)  # core.agreement.AgreementReport, or None
 
+    @property
+    def labeled_share(self) -> float:
+        """Share of the records in scope labeled manually (0 without records): the dashboard's progress bar."""
+        return self.share("labeled manually")
+
+    def share(self, measure: str) -> float:
+        """Share of the records in scope for one measure of :attr:`progress` (``"weakly supervised"``...)."""
+        found = self.progress.loc[self.progress["measure"] == measure, "share"]
+        if found.empty:
+            known = ", ".join(map(str, self.progress["measure"]))
+            raise ValidationError(f"No progress measure {measure!r}; measures: {known}.")
+        return float(found.iloc[0])
+
     def as_dict(self) -> dict[str, Any]:
-        """The JSON of ``loupe metrics``: confusion, distribution, progress, confidence histogram."""
+        """The JSON of ``loupe metrics``: every number of the Dashboard page but the label errors.
+
+        Confusion (counts and row rates), distribution, progress (counts and
+        shares), annotators (counts and shares), confidence histogram,
+        agreement and the heuristic statistics (one object per heuristic and
+        label, the Dashboard's table).
+        """
         labels = [str(c) for c in self.confusion.columns]
         return {
             "task": self.task,
@@ -241,13 +261,29 @@ class TaskMetrics:
                 "weak_supervision": {str(k): int(v) for k, v in self.distribution["weak_supervision"].items()},
             },
             "progress": {str(r.measure): int(r.records) for r in self.progress.itertuples(index=False)},
+            "progress_share": {str(r.measure): round(float(r.share), 6) for r in self.progress.itertuples(index=False)},
             "annotators": {str(r.annotator): int(r.records) for r in self.by_annotator.itertuples(index=False)},
+            "annotators_share": {str(r.annotator): round(float(r.share), 6)
+                                 for r in self.by_annotator.itertuples(index=False)},
             "confidence_histogram": [
                 {"bin_start": float(r.bin_start), "bin_end": float(r.bin_end), "count": int(r.count)}
                 for r in self.confidence.itertuples(index=False)
             ],
             "agreement": self.agreement.as_dict() if self.agreement is not None else None,
+            "heuristics": [{str(k): _json_number(v) for k, v in row.items()}
+                           for row in self.heuristics.to_dict("records")],
         }
+
+
+def _json_number(value: Any) -> Any:
+    """A plain JSON value from a DataFrame cell (numpy integers and floats, NaN as None)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else round(float(value), 6)
+    return value
 
 
 def scope_filter(flt: Filter | None = None, *, slice_name: str | None = None) -> Filter:
@@ -429,13 +465,15 @@ def _heuristics(
         .where(*assoc(ASSOC.c.source_type.in_(HEURISTIC_SOURCES)))
     )
     rows = session.execute(stmt).all()
-    if not rows or task.kind == TaskKind.MULTILABEL.value:
+    if not rows:
         return pd.DataFrame()
     names = sorted({str(name or source) for _, name, source, _, _, _ in rows})
     col = {n: j for j, n in enumerate(names)}
     ids = sorted({int(r[0]) for r in rows})
     row = {rid: i for i, rid in enumerate(ids)}
     cls = {n: i for i, n in enumerate(labels)}
+    if task.kind == TaskKind.MULTILABEL.value:
+        return _multilabel_heuristics(rows, names, ids, valid, labels)
     if task.kind == TaskKind.CLASSIFICATION.value:
         L = np.full((len(ids), len(names)), -1, dtype=np.int64)
         for rid, name, source, label, _, _ in rows:
@@ -453,3 +491,38 @@ def _heuristics(
     ]
     return refinery_extraction_stats(spans, n_tokens, heuristic_names=names, label_names=labels,
                                      manual_spans=manual)
+
+
+def _multilabel_heuristics(
+    rows: Sequence[Any], names: list[str], ids: list[int], valid: dict[int, Any], labels: list[str]
+) -> pd.DataFrame:
+    """refinery's statistics of a multi-label task, label by label (as :mod:`core.stats_service` sees them).
+
+    Each label is a yes/no question: a heuristic covers a record for label
+    ``l`` when it gave ``l``; another heuristic's vote for another label is no
+    conflict (a record may have both); a vote is a true positive when ``l`` is
+    among the record's valid manual labels, a false positive when the record
+    has a valid answer without ``l``.
+    """
+    from core.heuristic_stats import refinery_stats
+
+    col = {n: j for j, n in enumerate(names)}
+    row = {rid: i for i, rid in enumerate(ids)}
+    gave: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for rid, name, source, label, _, _ in rows:
+        gave[str(label)].add((row[int(rid)], col[str(name or source)]))
+    parts = []
+    for label in labels:
+        if not gave.get(label):
+            continue
+        L = np.full((len(ids), len(names)), -1, dtype=np.int64)
+        for i, j in gave[label]:
+            L[i, j] = 0
+        y = np.array([(0 if label in valid[r] else 1) if r in valid else -1 for r in ids], dtype=np.int64)
+        stats = refinery_stats(L, heuristic_names=names, label_names=[label, f"not {label}"], y=y)
+        parts.append(stats[stats["label"] == label])
+    if not parts:
+        return pd.DataFrame()
+    order = {name: j for j, name in enumerate(names)}
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sort_values("heuristic", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)

@@ -96,6 +96,10 @@ def test_metrics_of_the_fixture_by_slice_and_without_embeddings(
     assert data["confusion"]["labels"] == ["spam", "ham"]
     assert data["confusion"]["matrix"] == [[1, 0], [2, 0]]
     assert data["distribution"] == {"manual": {"spam": 1, "ham": 2}, "weak_supervision": {"spam": 3, "ham": 0}}
+    # Heuristic statistics of the slice only: h1's ham vote is on r5, outside the slice.
+    hits = {(h["heuristic"], h["label"]): h["coverage"] for h in data["heuristics"]}
+    assert hits == {("h1", "spam"): 2, ("h2", "ham"): 1, ("h2", "spam"): 2}
+    assert data["progress_share"]["labeled manually"] == 1.0
     assert data["label_errors"] == []
     assert "loupe embed" in data["label_errors_note"]
     code, out, _ = run(capsys, "metrics", "--project", "browse", "--task", "spam", "--no-label-errors")

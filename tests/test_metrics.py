@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +99,16 @@ def test_task_metrics_of_a_classification_task(db_engine: Engine) -> None:  # no
     assert data["confusion"]["labels"] == ["spam", "ham"]
     assert data["confusion"]["matrix"] == [[1, 0], [2, 0]]
     assert data["distribution"] == {"manual": {"spam": 1, "ham": 2}, "weak_supervision": {"spam": 3, "ham": 2}}
+    # Every number of the Dashboard: the progress bar's share and the heuristic table too.
+    assert m.labeled_share == pytest.approx(4 / 6)
+    assert data["progress_share"]["labeled manually"] == pytest.approx(4 / 6, abs=1e-6)
+    assert data["annotators_share"] == {"alice": pytest.approx(4 / 6, abs=1e-6), "bob": 0.5}
+    by_pair = {(h["heuristic"], h["label"]): h for h in data["heuristics"]}
+    assert len(by_pair) == len(m.heuristics)
+    assert by_pair[("h1", "spam")] == {"heuristic": "h1", "label": "spam", "coverage": 2, "hits": 2, "overlaps": 1,
+                                       "conflicts": 1, "true_positives": 1, "false_positives": 1,
+                                       "est_precision": 0.5}
+    json.dumps(data)  # plain JSON values only
 
 
 def test_task_metrics_by_filter_and_slice(engine: Engine) -> None:
@@ -129,3 +141,41 @@ def test_task_metrics_of_an_extraction_task_per_token(engine: Engine) -> None:
     assert m.confidence["count"].tolist()[6] == 1 and m.confidence["count"].tolist()[8] == 1  # 0.6 and 0.8
     stats = m.heuristics.set_index(["heuristic", "label"])
     assert stats.loc[("h1", "PER"), "hits"] == 2
+
+
+def test_task_metrics_of_a_multilabel_task_has_heuristic_statistics_per_label(engine: Engine) -> None:
+    from core.store.models import LabelAssociation, SourceType
+    from core.store.projects import get_project
+    from core.store.tasks import create_task, list_labels
+
+    fx = build_browse_fixture(engine)
+    with session_scope(engine) as session:
+        task = create_task(session, project=get_project(session, "browse"), name="topics", kind="multilabel",
+                           labels=["money", "people"])
+        label = {lb.name: lb.id for lb in list_labels(session, task.id or 0)}
+
+        def add(key: str, name: str, **kw: object) -> None:
+            session.add(LabelAssociation(project_id=fx.project_id, record_id=fx.ids[key], task_id=task.id or 0,
+                                         label_id=label[name] or 0, **kw))
+
+        alice = fx.annotators["alice"]
+        for key, names in {"r1": ["money"], "r2": ["people"], "r5": ["people", "money"]}.items():
+            for name in names:
+                add(key, name, source_type=SourceType.MANUAL.value, annotator_id=alice)
+        for heuristic, key, name in [("hA", "r1", "money"), ("hA", "r2", "money"), ("hA", "r5", "people"),
+                                     ("hB", "r1", "money"), ("hB", "r1", "people"), ("hB", "r3", "people")]:
+            add(key, name, source_type=SourceType.HEURISTIC.value, source_name=heuristic)
+        session.flush()
+        m = task_metrics(session, project_id=fx.project_id, task="topics", with_agreement=False)
+    # Per label, by hand: hA money on r1 (manual money: TP) and r2 (manual people: FP), hB also money on r1
+    # (an overlap); hA people on r5 (TP); hB people on r1 (FP) and r3 (no manual label: not counted).
+    # A vote for another label is no conflict: a record may have both labels.
+    columns = ["heuristic", "label", "coverage", "overlaps", "conflicts", "true_positives", "false_positives",
+               "est_precision"]
+    assert m.heuristics[columns].values.tolist() == [
+        ["hA", "money", 2, 1, 0, 1, 1, 0.5],
+        ["hA", "people", 1, 0, 0, 1, 0, 1.0],
+        ["hB", "money", 1, 1, 0, 1, 0, 1.0],
+        ["hB", "people", 2, 0, 0, 0, 1, 0.0],
+    ]
+    assert [h["label"] for h in m.as_dict()["heuristics"]] == ["money", "people", "money", "people"]

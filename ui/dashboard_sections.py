@@ -55,8 +55,7 @@ def progress(view: View) -> None:
                    help="One annotator, the gold-starred answer, or the answer all annotators agree on.")
     cols[3].metric("Weakly supervised", f"{shown['weakly supervised']:,}")
     if m.records:
-        share = shown["labeled manually"] / m.records
-        st.progress(min(1.0, share), text=f"{share:.0%} labeled manually")
+        st.progress(min(1.0, m.labeled_share), text=f"{m.labeled_share:.0%} labeled manually")
 
 
 def distribution(view: View) -> None:
