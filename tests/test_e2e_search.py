@@ -3,6 +3,7 @@ meaning, and lasso a cluster of the map into a data slice."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,34 @@ def grid_cells(page: Any) -> Any:
     return page.get_by_test_id("stDataFrame").first.locator("[role=gridcell]")
 
 
+def record_title(page: Any) -> str:
+    """The title of the record the Labeling page shows: ``Record KEY · running id N``."""
+    title = page.get_by_test_id("stHtml").first.get_by_text(re.compile(r"^Record .+ · running id \d+$"))
+    title.wait_for()
+    return str(title.inner_text())
+
+
+def sign_in(page: Any, name: str = "alice") -> None:
+    """Enter the annotator's name on the Labeling page."""
+    field = page.get_by_test_id("stTextInputField").and_(page.get_by_label("Your name"))
+    field.fill(name)
+    field.press("Enter")
+    wait_idle(page)
+
+
+def click_first_row(page: Any, grid: Any) -> None:
+    """One click on the first row of a results grid (below its 35-pixel header)."""
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)
+
+
 def test_find_similar_then_open_a_result_in_labeling(page: Any, search_server: LoupeServer, artifacts: Path) -> None:
     open_app(page, search_server)
     go_to(page, "Search")
     page.get_by_text("15 records embedded").wait_for()
-    expect(page.get_by_text("search index missing")).to_be_visible()
+    # The index was never built: the page builds it in the background, with no search needed.
+    page.get_by_text("Rebuilt the search index of text · all-MiniLM-L6-v2: 15 records.").wait_for(timeout=90_000)
+    expect(page.get_by_text("search index fresh")).to_be_visible()
 
     open_tab(page, "Find similar")
     page.get_by_label("Record id").fill("1")
@@ -68,8 +92,6 @@ def test_find_similar_then_open_a_result_in_labeling(page: Any, search_server: L
     expect(cells.nth(0)).to_have_text("2")
     expect(cells.nth(2)).to_contain_text("The striker scored two goals in the cup final!")
     assert float(cells.nth(1).inner_text()) > 0.8
-    # The search built the missing index on its way.
-    expect(page.get_by_text("search index fresh")).to_be_visible()
     screenshot(page, artifacts, "search-1-find-similar")
     page.reload()  # the open tab is in the URL: a refresh (a new session) opens it again
     page.get_by_label("Record id").wait_for()
@@ -79,16 +101,45 @@ def test_find_similar_then_open_a_result_in_labeling(page: Any, search_server: L
     page.get_by_role("button", name="Search", exact=True).click()
     page.get_by_text("records closest to “a football match”").wait_for(timeout=90_000)
     wait_idle(page)
-    assert grid_cells(page).nth(0).inner_text() in {"1", "2", "6"}
+    first = grid_cells(page).nth(0).inner_text()
+    assert first in {"1", "2", "6"}
     screenshot(page, artifacts, "search-2-semantic")
 
-    # One click on a result's row opens it in Labeling.
-    frame = page.get_by_test_id("stDataFrame").first
-    box = frame.bounding_box()
-    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)
+    # One click on a result's row opens that very record in Labeling.
+    click_first_row(page, page.get_by_test_id("stDataFrame").first)
     page.get_by_role("heading", name="Labeling", exact=True).wait_for()
-    wait_idle(page)
+    page.get_by_text(f"Record {first} opens then.").wait_for()  # once there is an annotator
+    sign_in(page)
+    assert record_title(page) == f"Record {first} · running id {first}"
     screenshot(page, artifacts, "search-3-opened-in-labeling")
+
+
+def test_find_similar_on_the_labeling_page_opens_the_result_clicked(
+    page: Any, search_server: LoupeServer, artifacts: Path
+) -> None:
+    open_app(page, search_server)
+    go_to(page, "Labeling")
+    sign_in(page)
+    # Alice's queue starts with record 1; record 2 is its near-duplicate.
+    assert record_title(page) == "Record 1 · running id 1"
+    panel = page.get_by_test_id("stExpander").filter(has_text="Find similar records")
+    panel.get_by_text("Find similar records").click()
+    panel.get_by_role("button", name="Find similar").click()
+    panel.get_by_text("similar records, best first").wait_for(timeout=90_000)  # builds the index first
+    wait_idle(page)
+    grid = panel.get_by_test_id("stDataFrame")
+    cells = grid.locator("[role=gridcell]")
+    expect(cells.nth(0)).to_have_text("2")
+    expect(cells.nth(2)).to_contain_text("The striker scored two goals in the cup final!")
+    assert float(cells.nth(1).inner_text()) > 0.8
+    screenshot(page, artifacts, "search-7-labeling-find-similar")
+
+    click_first_row(page, grid)
+    page.get_by_text("Record 2 · running id 2").wait_for()
+    wait_idle(page)
+    assert record_title(page) == "Record 2 · running id 2"
+    expect(page.get_by_test_id("stHtml").first).to_contain_text("The striker scored two goals in the cup final!")
+    screenshot(page, artifacts, "search-8-labeling-opened-similar")
 
 
 def test_lasso_on_the_map_saves_a_slice(page: Any, search_server: LoupeServer, artifacts: Path) -> None:
