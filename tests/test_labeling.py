@@ -143,18 +143,18 @@ def test_manual_spans_feed_the_lookup_list_named_after_the_label(labeling_projec
         # The same span again, by the same annotator (no change) and by another one: still one term.
         add_span(s, task_id=p.entities, record_id=rec, annotator_id=alice, label="ORG", token_start=3, token_end=4)
         add_span(s, task_id=p.entities, record_id=rec, annotator_id=bob, label="ORG", token_start=3, token_end=4)
-    assert _lookup_terms(p.engine, p.project_id) == {"org": ["Google"]}
+    assert _lookup_terms(p.engine, p.project_id) == {"ORG": ["Google"]}
     # A refused span writes nothing, its term included: the list is fed in the label's transaction.
     with session_scope(p.engine) as s, pytest.raises(ConflictError):
         add_span(s, task_id=p.entities, record_id=rec, annotator_id=alice, label="LOC", token_start=3, token_end=6)
-    assert _lookup_terms(p.engine, p.project_id) == {"org": ["Google"]}
+    assert _lookup_terms(p.engine, p.project_id) == {"ORG": ["Google"]}
     # The one-call API and accepting a suggested span store manual spans too.
     label(p.engine, project="reviews", task="entities", record="5", labels=["LOC"], annotator="carol", span=(5, 6))
     _machine_label(p.engine, p, task_id=p.entities, record_id=p.record_ids[0], label_name="ORG",
                    source=SourceType.WEAK_SUPERVISION, confidence=0.9, span=(3, 4))
     with session_scope(p.engine) as s:
         accept_suggestion(s, task_id=p.entities, record_id=p.record_ids[0], annotator_id=bob)
-    assert _lookup_terms(p.engine, p.project_id) == {"loc": ["Paris"], "org": ["Apple", "Google"]}
+    assert _lookup_terms(p.engine, p.project_id) == {"LOC": ["Paris"], "ORG": ["Apple", "Google"]}
 
 
 def test_clearing_the_last_label_makes_the_record_unlabeled_again(labeling_project: LabelingProject) -> None:
