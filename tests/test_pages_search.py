@@ -3,12 +3,15 @@ records, save outliers, draw the map; the "find similar" panel other pages embed
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
+import core.index as index_module
 from core.index import drop_index
 from core.store import session_scope
 from core.store.embeddings import resolve_space
@@ -112,18 +115,31 @@ def wait_for_jobs(at: AppTest) -> AppTest:
 
 
 def test_a_missing_index_is_rebuilt_in_the_background_while_the_page_stays_usable(
-    embedded_project: EmbeddedProject,
+    embedded_project: EmbeddedProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with session_scope(embedded_project.engine) as session:
         drop_index(resolve_space(session, project_id=embedded_project.project_id))
-    at = start()
-    # The page started the rebuild on its own and shows it; the tabs are there meanwhile.
-    assert any("rebuilding the search index" in str(m.value) for m in at.markdown), [m.value for m in at.markdown]
-    assert at.get("progress") and [t.label for t in at.tabs] == TABS
-    next(t for t in at.text_input if t.key == "search.semantic.text").set_value("a football match")
-    button(at, "Search").click().run()
-    if at.get("progress"):  # still rebuilding: the search waits for it instead of blocking the page
-        assert any("your search runs as soon as it is done" in t for t in plain(at.info))
+    # The rebuild holds on until the test has seen the page while it runs.
+    gate = threading.Event()
+    real = index_module.rebuild_index
+
+    def gated_rebuild(session: Any, **kwargs: Any) -> int:
+        gate.wait(timeout=60)
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(index_module, "rebuild_index", gated_rebuild)
+    try:
+        at = start()
+        # The page started the rebuild on its own and shows it; the tabs are there meanwhile.
+        assert any("rebuilding the search index" in str(m.value) for m in at.markdown)
+        assert at.get("progress") and [t.label for t in at.tabs] == TABS
+        next(t for t in at.text_input if t.key == "search.semantic.text").set_value("a football match")
+        button(at, "Search").click().run()
+        assert not at.exception, at.exception
+        assert any("your search runs as soon as it is done" in t for t in plain(at.info))  # no waiting page
+        assert not at.dataframe
+    finally:
+        gate.set()
     wait_for_jobs(at)
     assert "Rebuilt the search index of text · all-MiniLM-L6-v2: 15 records." in plain(at.success)
     assert any("search index fresh" in str(m.value) for m in at.markdown)

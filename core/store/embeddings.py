@@ -116,7 +116,7 @@ def ensure_space_uids(engine: Engine) -> None:
     space gets a random uid; its Chroma collection (built without one) is then
     stale and rebuilt by the next search. One catalog query when nothing is missing.
     """
-    table = ProjectEmbedding.__tablename__
+    table = "projectembedding"  # ProjectEmbedding.__tablename__
     inspector = inspect(engine)
     if not inspector.has_table(table) or "uid" in {c["name"] for c in inspector.get_columns(table)}:
         return
