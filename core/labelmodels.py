@@ -572,77 +572,150 @@ class RefineryWeightedVote(LabelModel):
 # --------------------------------------------------------------------------- Dawid–Skene
 
 
-def _unique_rows(X: np.ndarray, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(first index, inverse, counts)`` of the distinct rows of ``[X, extra]`` (small ints >= -1).
+def _vote_keys(L: np.ndarray, k: int) -> np.ndarray | None:
+    """One ``int64`` per record packing its votes, or ``None`` when they do not fit in one.
 
-    Vote matrices repeat a few patterns many times, so EM on distinct rows weighted by
-    their counts is much cheaper. When the rows fit in one int64 (base ``max + 2``) they
-    are packed into one key, which ``np.unique`` sorts far faster than ``axis=0``.
+    The digits are ``L + 1`` (``0`` = abstain) in base ``k + 1``, so equal keys mean equal vote
+    rows and key ``0`` means no vote at all. One digit is left free for a manual label. A
+    matrix product packs all columns in one pass, and sorting one integer per record is far
+    faster than ``np.unique(axis=0)`` on the rows.
     """
-    high = max(int(X.max()) if X.size else 0, int(extra.max()) if extra.size else 0)
-    base = high + 2  # values are -1 .. high
-    if (X.shape[1] + 1) * math.log2(base) < 62:
-        key = extra + 1
-        for col in range(X.shape[1]):
-            key = key * base + (X[:, col] + 1)
-        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-    else:
-        _, first, inverse, counts = np.unique(
-            np.column_stack([X, extra]), axis=0, return_index=True, return_inverse=True, return_counts=True
-        )
-    return first, inverse.ravel(), counts
+    m = L.shape[1]
+    if (m + 1) * math.log2(k + 1) >= 62:
+        return None
+    powers = (k + 1) ** np.arange(m - 1, -1, -1, dtype=np.int64)
+    return L @ powers + powers.sum()  # = (L + 1) @ powers without an n x m temporary
+
+
+def _unique_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(an index, inverse, counts)`` of the distinct values of ``key``, sorted like ``np.unique``.
+
+    Any index of a value will do (the rows behind equal keys are equal), so the sort need
+    not be stable: that is what makes it several times faster than ``np.unique`` here.
+    """
+    n = key.shape[0]
+    if n == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    order = np.argsort(key)
+    ordered = key[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    return order[starts], inverse, np.diff(starts, append=n)
 
 
 @dataclass(frozen=True)
 class _Encoded:
-    """Distinct (votes, confidences, label) rows in sparse form, for EM."""
+    """The distinct (votes, confidences, label) rows of the encoded records, in sparse form, for EM.
+
+    Vote entries are sorted by output (heuristic, class), and by distinct row within one: the
+    M-step sums each output's run with ``np.add.reduceat``, and the E-step's per-row sums
+    still add a row's votes in heuristic order.
+    """
 
     n_rows: int  # distinct rows
     weight: np.ndarray  # (u,) how many records share the row
-    inverse: np.ndarray  # (n,) row of each record
+    records: np.ndarray | None  # (r,) the encoded records' indices in L; None = all
+    inverse: np.ndarray  # (r,) distinct row of each encoded record
     row: np.ndarray  # (nnz,) distinct row of each vote
-    flat: np.ndarray  # (nnz,) heuristic * (k + 1) + class + 1
-    abstain_flat: np.ndarray  # (nnz,) heuristic * (k + 1): the abstain outcome of that heuristic
+    flat: np.ndarray  # (nnz,) output of each vote: heuristic * (k + 1) + class + 1
+    starts: np.ndarray  # (g,) where each run of one output starts in row / flat
+    outputs: np.ndarray  # (g,) the output of each run
     conf: np.ndarray  # (nnz,) vote confidence
     label: np.ndarray  # (u,) manual label, -1 = none
     covered: np.ndarray  # (u,) at least one vote
     conf_is_one: bool  # all confidences are 1.0: skip the multiplications
 
 
-def _encode(L: np.ndarray, C: np.ndarray | None, y: np.ndarray | None, k: int) -> _Encoded:
-    n = L.shape[0]
-    labels = np.full(n, -1, dtype=np.int64) if y is None else y
-    if C is None or np.all(C[L >= 0] == 1.0):
-        first, inverse, counts = _unique_rows(L, labels)
-        L_u, C_u, y_u = L[first], None, labels[first]
+def _encode(
+    L: np.ndarray,
+    C: np.ndarray | None,
+    y: np.ndarray | None,
+    k: int,
+    *,
+    covered_only: bool,
+    keys: np.ndarray | None = None,
+) -> _Encoded:
+    """Deduplicate the records of ``L`` (those with a vote when ``covered_only``) for EM.
+
+    ``C`` is ``None`` when every vote has confidence 1 (see :func:`_effective_votes`);
+    ``keys`` are ``_vote_keys(L, k)`` when the caller has them already.
+    """
+    n, m = L.shape
+    if C is None and keys is None:
+        keys = _vote_keys(L, k)
+    if not covered_only:
+        records = None
+    elif C is None and keys is not None:
+        records = np.flatnonzero(keys)  # key 0: no vote
     else:
-        # confidences are floats: dedupe exact repeats only (active learner outputs rarely repeat)
-        conf_clean = np.where(L >= 0, C, 0.0)
+        records = np.flatnonzero((L >= 0).any(axis=1))
+    if records is not None and records.shape[0] == n:
+        records = None
+    labels = None if y is None else (y if records is None else y[records])
+    if C is None and keys is not None:
+        key = keys if records is None else keys[records]
+        if labels is not None:
+            key = key + (labels + 1) * (k + 1) ** m  # the digit _vote_keys left free
+        first, inverse, counts = _unique_keys(key)
+        C_u = None
+    else:
+        sub = L if records is None else L[records]
+        stacked = [sub, np.full((sub.shape[0], 1), -1) if labels is None else labels[:, None]]
+        if C is not None:
+            # confidences are floats: dedupe exact repeats only (active learner outputs rarely repeat)
+            stacked.append(np.where(sub >= 0, C if records is None else C[records], 0.0))
         _, first, inverse, counts = np.unique(
-            np.column_stack([L, labels, conf_clean]),
-            axis=0,
-            return_index=True,
-            return_inverse=True,
-            return_counts=True,
+            np.column_stack(stacked), axis=0, return_index=True, return_inverse=True, return_counts=True
         )
         inverse = inverse.ravel()
-        L_u, C_u, y_u = L[first], conf_clean[first], labels[first]
+        C_u = None if C is None else stacked[2][first]
+    source = first if records is None else records[first]
+    L_u = L[source]
+    y_u = np.full(first.shape[0], -1, dtype=np.int64) if labels is None else labels[first]
+    u = L_u.shape[0]
     voted = L_u >= 0
-    row, col = np.nonzero(voted)
-    cls = L_u[row, col]
-    conf = np.ones(row.shape[0]) if C_u is None else C_u[row, col]
+    n_votes = np.count_nonzero(voted, axis=1)
+    # row-major: each row's votes in heuristic order
+    flat = (L_u + (np.arange(m) * (k + 1) + 1))[voted]
+    row = np.repeat(np.arange(u), n_votes)
+    conf = np.ones(row.shape[0]) if C_u is None else C_u[voted]
+    # regroup by output; a stable sort keeps rows ascending within each output (radix sort on int16)
+    order = np.argsort(flat.astype(np.int16) if m * (k + 1) < 2**15 else flat, kind="stable")
+    flat, row, conf = flat[order], row[order], conf[order]
+    starts = np.flatnonzero(np.diff(flat, prepend=-1))
     return _Encoded(
-        n_rows=L_u.shape[0],
+        n_rows=u,
         weight=counts.astype(np.float64),
+        records=records,
         inverse=inverse,
         row=row,
-        flat=col * (k + 1) + cls + 1,
-        abstain_flat=col * (k + 1),
+        flat=flat,
+        starts=starts,
+        outputs=flat[starts],
         conf=conf,
         label=y_u,
-        covered=voted.any(axis=1),
+        covered=n_votes > 0,
         conf_is_one=C_u is None,
     )
+
+
+def _effective_votes(L: np.ndarray, C: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Votes with confidence 0 made abstains, and ``C = None`` when every remaining vote has confidence 1.
+
+    The product passes ``C`` = 1.0 for every labeling-function vote; recognising that keeps
+    the fast integer path (and ``C`` is ignored where ``L`` abstains anyway).
+    """
+    if C is None:
+        return L, None
+    given = C[L >= 0]
+    if np.all(given == 1.0):
+        return L, None
+    votes = np.where(C > 0, L, -1)
+    return votes, None if np.all(given[given > 0] == 1.0) else C
 
 
 def _softmax_columns(logits: np.ndarray) -> np.ndarray:
@@ -787,12 +860,13 @@ class DawidSkene(LabelModel):
         k = self.cardinality
         mass = post * enc.weight
         class_mass = mass.sum(axis=1)
-        counts = np.empty((m * (k + 1), k))
+        counts = np.zeros((m * (k + 1), k))
         for cls in range(k):
-            spent = mass[cls][enc.row]
+            spent = mass[cls].take(enc.row)
             if not enc.conf_is_one:
                 spent *= enc.conf
-            counts[:, cls] = np.bincount(enc.flat, weights=spent, minlength=m * (k + 1))
+            # the votes come sorted by output: one sum per run (bincount into a few bins is slower)
+            counts[enc.outputs, cls] = np.add.reduceat(spent, enc.starts)
         # abstain count = all mass of the class minus what the heuristic spent on votes
         per_heuristic = counts.reshape(m, k + 1, k)
         per_heuristic[:, 0, :] = np.maximum(class_mass[None, :] - per_heuristic[:, 1:, :].sum(axis=1), 0.0)
@@ -826,24 +900,22 @@ class DawidSkene(LabelModel):
         """
         votes, conf, labels = self._validate_fit(L, C, y)
         fixed_prior = self._check_params()
-        if conf is not None:
-            # a vote with confidence 0 is no vote at all, also for which records are fitted
-            votes = np.where(conf > 0, votes, -1)
+        # a vote with confidence 0 is no vote at all, also for which records are fitted
+        votes, conf = _effective_votes(votes, conf)
         k, m = self.cardinality, votes.shape[1]
-        keep = np.ones(votes.shape[0], dtype=bool) if self.fit_uncovered else (votes >= 0).any(axis=1)
-        if not (votes >= 0).any():
+        enc = _encode(votes, conf, labels, k, covered_only=not self.fit_uncovered)
+        if enc.row.shape[0] == 0:
             raise ValidationError(
                 "no heuristic voted on any record, so there is nothing to learn from; "
                 "check that the heuristics return labels for this task."
             )
-        enc = _encode(votes[keep], None if conf is None else conf[keep], None if labels is None else labels[keep], k)
         labeled = np.nonzero(enc.label >= 0)[0]
         clamp = np.zeros((k, labeled.shape[0]))
         clamp[enc.label[labeled], np.arange(labeled.shape[0])] = 1.0
 
         # Initialise from the soft majority vote; rows without votes start uniform.
         post = np.empty((k, enc.n_rows))
-        vote_class = enc.flat - enc.abstain_flat - 1
+        vote_class = (enc.flat - 1) % (k + 1)
         for cls in range(k):
             post[cls] = np.bincount(enc.row, weights=enc.conf * (vote_class == cls), minlength=enc.n_rows)
         total = post.sum(axis=0)
@@ -879,7 +951,8 @@ class DawidSkene(LabelModel):
         self.confusion_ = np.ascontiguousarray(confusion)
         self.class_balance_ = prior
         self.accuracy_ = right_mass.sum(axis=1) / np.maximum(vote_mass.sum(axis=1), 1e-12)
-        self.coverage_ = (votes[keep] >= 0).mean(axis=0)
+        heuristic = (enc.flat - 1) // (k + 1)
+        self.coverage_ = np.bincount(heuristic, weights=enc.weight[enc.row], minlength=m) / enc.weight.sum()
         self.n_iter_ = n_iter
         self.n_heuristics_ = m
         self._log_table = np.log(table)
@@ -890,12 +963,13 @@ class DawidSkene(LabelModel):
         votes, conf = self._validate_predict(L, C)
         if votes.shape[0] == 0:
             return np.zeros((0, self.cardinality))
-        if conf is not None:
-            votes = np.where(conf > 0, votes, -1)
-        enc = _encode(votes, conf, None, self.cardinality)
+        votes, conf = _effective_votes(votes, conf)
+        # records without a vote keep an all-zero row, so only the others are encoded
+        enc = _encode(votes, conf, None, self.cardinality, covered_only=True)
         post = _softmax_columns(self._e_step(enc, self._log_table, self._log_prior))
-        post[:, ~enc.covered] = 0.0
-        return np.ascontiguousarray(post.T[enc.inverse])
+        proba = np.zeros((votes.shape[0], self.cardinality))
+        proba[slice(None) if enc.records is None else enc.records] = post.T[enc.inverse]
+        return proba
 
 
 # --------------------------------------------------------------------------- registry
