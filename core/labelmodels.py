@@ -836,8 +836,8 @@ class DawidSkene(LabelModel):
             )
         return prior
 
-    def _e_step(self, enc: _Encoded, log_table: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
-        """Unnormalised log posterior of each distinct row, class-major (``k × u``)."""
+    def _posteriors(self, enc: _Encoded, log_table: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
+        """Posterior class probabilities of each distinct row, class-major (``k × u``)."""
         k = self.cardinality
         m = log_table.shape[0] // (k + 1)
         # Every heuristic abstains by default; each vote swaps its abstain term for the vote's.
@@ -845,28 +845,50 @@ class DawidSkene(LabelModel):
         weight = float(self.abstain_evidence)
         abstain_total = weight * per_heuristic[:, 0, :].sum(axis=0) + log_prior
         swap = (per_heuristic - weight * per_heuristic[:, :1, :]).reshape(m * (k + 1), k)
-        logits = np.empty((k, enc.n_rows))
-        for cls in range(k):
-            # 1-D gathers and bincount: several times faster than 2-D fancy indexing
-            contrib = np.ascontiguousarray(swap[:, cls])[enc.flat]
+        # Logits relative to class 0 (whose own are then 0): one scatter-add fewer per class, and
+        # with two classes the posterior is a sigmoid of one logit difference.
+        swap = swap[enc.outputs]
+        relative = swap[:, 1:] - swap[:, :1]
+        lengths = np.diff(enc.starts, append=enc.row.shape[0])
+        post = np.empty((k, enc.n_rows))
+        for cls in range(1, k):
+            # votes come sorted by output, so each vote's term is its run's value repeated
+            contrib = np.repeat(relative[:, cls - 1], lengths)
             if not enc.conf_is_one:
                 contrib *= enc.conf
-            logits[cls] = np.bincount(enc.row, weights=contrib, minlength=enc.n_rows)
-            logits[cls] += abstain_total[cls]
-        return logits
+            post[cls] = np.bincount(enc.row, weights=contrib, minlength=enc.n_rows)
+            post[cls] += abstain_total[cls] - abstain_total[0]
+        if k == 2:
+            p1 = post[1]
+            np.negative(p1, out=p1)
+            with np.errstate(over="ignore"):  # exp(> 709) = inf gives 1 / inf = 0, as it should
+                np.exp(p1, out=p1)
+            p1 += 1.0
+            np.reciprocal(p1, out=p1)
+            np.subtract(1.0, p1, out=post[0])
+            return post
+        post[0] = 0.0
+        return _softmax_columns(post)
 
-    def _m_step(self, enc: _Encoded, post: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """Class-conditional output counts (``m·(k+1) × k``) and class mass (``k``) from ``k × u`` posteriors."""
+    def _m_step(self, enc: _Encoded, post: np.ndarray, m: int, vote_mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class-conditional output counts (``m·(k+1) × k``) and class mass (``k``) from ``k × u`` posteriors.
+
+        ``vote_mass`` is the total weight of each output's votes (the runs of ``enc.outputs``):
+        class 0 gets what the other classes leave of it, one gather and sum fewer per step.
+        """
         k = self.cardinality
-        mass = post * enc.weight
-        class_mass = mass.sum(axis=1)
         counts = np.zeros((m * (k + 1), k))
-        for cls in range(k):
-            spent = mass[cls].take(enc.row)
+        class_mass = np.empty(k)
+        for cls in range(1, k):
+            mass = post[cls] * enc.weight
+            class_mass[cls] = mass.sum()
+            spent = mass.take(enc.row)
             if not enc.conf_is_one:
                 spent *= enc.conf
             # the votes come sorted by output: one sum per run (bincount into a few bins is slower)
             counts[enc.outputs, cls] = np.add.reduceat(spent, enc.starts)
+        class_mass[0] = max(enc.weight.sum() - class_mass[1:].sum(), 0.0)
+        counts[enc.outputs, 0] = np.maximum(vote_mass - counts[enc.outputs, 1:].sum(axis=1), 0.0)
         # abstain count = all mass of the class minus what the heuristic spent on votes
         per_heuristic = counts.reshape(m, k + 1, k)
         per_heuristic[:, 0, :] = np.maximum(class_mass[None, :] - per_heuristic[:, 1:, :].sum(axis=1), 0.0)
@@ -922,15 +944,16 @@ class DawidSkene(LabelModel):
         post = np.where(total > 0, post / np.where(total > 0, total, 1.0), 1.0 / k)
         post[:, labeled] = clamp
 
+        vote_mass = np.add.reduceat(enc.weight.take(enc.row) * enc.conf, enc.starts)
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):  # noqa: B007 - n_iter is reported after the loop
-            counts, class_mass = self._m_step(enc, post, m)
+            counts, class_mass = self._m_step(enc, post, m, vote_mass)
             table = self._normalise(counts, m)
             if fixed_prior is None:
                 prior = np.maximum((class_mass + self.smoothing) / (class_mass.sum() + k * self.smoothing), 1e-12)
             else:
                 prior = fixed_prior
-            new_post = _softmax_columns(self._e_step(enc, np.log(table), np.log(prior)))
+            new_post = self._posteriors(enc, np.log(table), np.log(prior))
             new_post[:, labeled] = clamp
             change = float(np.abs(new_post - post).max())
             post = new_post
@@ -938,7 +961,7 @@ class DawidSkene(LabelModel):
                 break
 
         # Final M-step so the parameters match the final posteriors.
-        counts, class_mass = self._m_step(enc, post, m)
+        counts, class_mass = self._m_step(enc, post, m, vote_mass)
         table = self._normalise(counts, m)
         prior = (
             np.maximum((class_mass + self.smoothing) / (class_mass.sum() + k * self.smoothing), 1e-12)
@@ -966,7 +989,7 @@ class DawidSkene(LabelModel):
         votes, conf = _effective_votes(votes, conf)
         # records without a vote keep an all-zero row, so only the others are encoded
         enc = _encode(votes, conf, None, self.cardinality, covered_only=True)
-        post = _softmax_columns(self._e_step(enc, self._log_table, self._log_prior))
+        post = self._posteriors(enc, self._log_table, self._log_prior)
         proba = np.zeros((votes.shape[0], self.cardinality))
         proba[slice(None) if enc.records is None else enc.records] = post.T[enc.inverse]
         return proba
