@@ -703,6 +703,19 @@ def _encode(
     )
 
 
+@dataclass(frozen=True)
+class _FittedVotes:
+    """The votes a model was fitted on (as :func:`_vote_keys`) and their encoding."""
+
+    keys: np.ndarray
+    cardinality: int
+    encoding: _Encoded
+
+    def matches(self, keys: np.ndarray, cardinality: int) -> bool:
+        """Whether ``keys`` are those of the same vote matrix (equal keys <=> equal votes)."""
+        return cardinality == self.cardinality and np.array_equal(keys, self.keys)
+
+
 def _effective_votes(L: np.ndarray, C: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Votes with confidence 0 made abstains, and ``C = None`` when every remaining vote has confidence 1.
 
@@ -925,7 +938,8 @@ class DawidSkene(LabelModel):
         # a vote with confidence 0 is no vote at all, also for which records are fitted
         votes, conf = _effective_votes(votes, conf)
         k, m = self.cardinality, votes.shape[1]
-        enc = _encode(votes, conf, labels, k, covered_only=not self.fit_uncovered)
+        keys = _vote_keys(votes, k) if conf is None else None
+        enc = _encode(votes, conf, labels, k, covered_only=not self.fit_uncovered, keys=keys)
         if enc.row.shape[0] == 0:
             raise ValidationError(
                 "no heuristic voted on any record, so there is nothing to learn from; "
@@ -980,6 +994,9 @@ class DawidSkene(LabelModel):
         self.n_heuristics_ = m
         self._log_table = np.log(table)
         self._log_prior = np.log(prior)
+        # fit(L) then predict(L) is the common path (the product's and the bench's): predict can
+        # reuse this encoding when it gets the same votes, which its keys tell exactly.
+        self._fitted_votes = None if keys is None else _FittedVotes(keys=keys, cardinality=k, encoding=enc)
         return self
 
     def predict_proba(self, L: ArrayLike, *, C: ArrayLike | None = None) -> np.ndarray:
@@ -987,10 +1004,17 @@ class DawidSkene(LabelModel):
         if votes.shape[0] == 0:
             return np.zeros((0, self.cardinality))
         votes, conf = _effective_votes(votes, conf)
-        # records without a vote keep an all-zero row, so only the others are encoded
-        enc = _encode(votes, conf, None, self.cardinality, covered_only=True)
+        k = self.cardinality
+        keys = _vote_keys(votes, k) if conf is None else None
+        fitted = getattr(self, "_fitted_votes", None)
+        if keys is not None and fitted is not None and fitted.matches(keys, k):
+            enc = fitted.encoding
+        else:
+            # records without a vote keep an all-zero row, so only the others are encoded
+            enc = _encode(votes, conf, None, k, covered_only=True, keys=keys)
         post = self._posteriors(enc, self._log_table, self._log_prior)
-        proba = np.zeros((votes.shape[0], self.cardinality))
+        post[:, ~enc.covered] = 0.0  # fit_uncovered fits records without votes; they still get no label
+        proba = np.zeros((votes.shape[0], k))
         proba[slice(None) if enc.records is None else enc.records] = post.T[enc.inverse]
         return proba
 

@@ -180,6 +180,36 @@ def test_dawid_skene_zero_confidence_vote_is_an_abstain():
     )
 
 
+@pytest.mark.parametrize("fit_uncovered", [False, True])
+def test_dawid_skene_predict_on_the_fitted_votes_equals_encoding_them_anew(fit_uncovered):
+    # predict reuses fit's encoding when it gets the same votes; that must not change a number
+    L, y = synthetic(3000, [0.8, 0.7, 0.9, 0.6], [0.4, 0.3, 0.5, 0.2], seed=7)
+    L[:10] = -1
+    model = DawidSkene(fit_uncovered=fit_uncovered).fit(L, y=np.where(np.arange(3000) % 7 == 0, y, -1))
+    order = np.random.default_rng(0).permutation(3000)
+    anew = model.predict_proba(L[order])[np.argsort(order)]  # other votes row by row: encoded anew
+    proba = model.predict_proba(L)
+    assert proba == pytest.approx(anew, abs=1e-12)
+    assert np.all(proba[:10] == 0.0)
+
+
+def test_dawid_skene_never_reuses_the_fit_encoding_for_other_votes():
+    L, _ = synthetic(2000, [0.8, 0.7, 0.9], [0.5, 0.5, 0.5], seed=8)
+    L[0] = [0, 0, 0]
+    model = DawidSkene().fit(L)
+    alone = model.predict_proba(np.array([[1, 1, 1]]))[0]
+    assert alone[1] > 0.9
+    other = L.copy()
+    other[0] = [1, 1, 1]
+    assert model.predict_proba(other)[0] == pytest.approx(alone)
+    L[0] = [1, 1, 1]  # the fitted matrix itself, changed in place after fit
+    assert model.predict_proba(L)[0] == pytest.approx(alone)
+    C = np.ones(L.shape)
+    C[0] = 0.5  # same votes, other confidences
+    assert model.predict_proba(L, C=C)[0] == pytest.approx(model.predict_proba(L[:1], C=C[:1])[0])
+    assert model.predict_proba(L, C=C)[0, 1] < alone[1]
+
+
 def test_default_model_is_registered_and_factory_rejects_unknown_names():
     assert DEFAULT_MODEL in MODELS
     assert isinstance(make_label_model("majority", cardinality=3, tie_break="lowest"), MajorityVote)
