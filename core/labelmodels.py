@@ -239,7 +239,10 @@ class LabelModel(ABC):
         self.cardinality = cardinality
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{key}={value!r}" for key, value in vars(self).items() if not key.endswith("_"))
+        # parameters only: learned attributes end in "_", private state starts with it
+        params = ", ".join(
+            f"{key}={value!r}" for key, value in vars(self).items() if not key.endswith("_") and not key.startswith("_")
+        )
         return f"{type(self).__name__}({params})"
 
     # -- validation shared by fit and predict

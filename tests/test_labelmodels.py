@@ -210,6 +210,14 @@ def test_dawid_skene_never_reuses_the_fit_encoding_for_other_votes():
     assert model.predict_proba(L, C=C)[0, 1] < alone[1]
 
 
+def test_repr_shows_parameters_not_learned_state():
+    L, _ = synthetic(200, [0.8, 0.7], [0.5, 0.5], seed=9)
+    assert repr(DawidSkene(smoothing=2.0).fit(L)) == (
+        "DawidSkene(cardinality=2, abstain_evidence=0.5, max_iter=100, tol=0.0001, smoothing=2.0, "
+        "class_balance=None, fit_uncovered=False)"
+    )
+
+
 def test_default_model_is_registered_and_factory_rejects_unknown_names():
     assert DEFAULT_MODEL in MODELS
     assert isinstance(make_label_model("majority", cardinality=3, tie_break="lowest"), MajorityVote)
