@@ -151,7 +151,7 @@ def ordered_ids(
 
 # A page of the seeded random order reads buckets in doubling groups (1, 2, 4, ... buckets) until it is full.
 # Past this many buckets (a selective filter, or a deep page) the rest of the filtered set is ordered at once:
-# in Python when few records are expected there, else by one sort in SQL.
+# in NumPy when few records are expected there, else by one sort in SQL.
 _RANDOM_WALK_BUCKETS = 127
 _RANDOM_PYTHON_SORT = 50_000
 
@@ -163,41 +163,39 @@ def _ids_at_random(
 
     A page walks the seed's buckets in groups of 1, 2, 4, ... buckets: each
     group is a few ranges of the ``(project_id, random_key)`` index, whose
-    matching ids are ordered in Python by (bucket position, seeded rank, id).
+    matching ids are put in order in Python (bucket position, seeded rank, id).
     With a broad filter the first bucket (about a thousand records on a
-    million) fills a page. After ``_RANDOM_WALK_BUCKETS`` buckets the rest is
-    ordered at once: the filter's matches are read and sorted in Python when
-    the buckets seen so far predict few of them (a selective filter costs one
-    pass of the filter, like counting it), else SQL sorts them (deep pages of
-    a broad filter). All ids (``limit=None``) are one SQL sort. Every path
-    gives the same order.
+    million) fills a page. When the buckets read so far predict a long walk
+    (a selective filter, or a deep page), the rest is ordered at once: the
+    filter's matches are read and ordered in NumPy when few are expected, else
+    SQL sorts them. All ids (``limit=None``, a labeling queue) are read with
+    their key and ordered in NumPy. Every path gives the same order.
     """
     order = SeededOrder(seed)
+    key = random_key()
     if limit is None:
         where = compile_filter(session, project_id=ctx.project_id, flt=flt, style="in", context=ctx)
-        stmt = select(RECORD.c.id).where(where).order_by(*order.order_by()).offset(offset)
-        return [int(i) for i in session.execute(stmt).scalars().all()]
+        rows = session.execute(select(RECORD.c.id, key).where(where)).all()
+        return order.arrange([r[0] for r in rows], [r[1] for r in rows])[offset:]
     indexed = "ix_browse_record_random" in index_names(_engine_of(session))
     style: Style = "exists" if indexed else "in"
     where = compile_filter(session, project_id=ctx.project_id, flt=flt, style=style, context=ctx)
-    key, rank = random_key(), order.rank_sql()
     buckets = order.buckets()
-    position = {b: i for i, b in enumerate(buckets)}
     found: list[int] = []
     skip, start, size, matched = offset, 0, 1, 0
 
-    def take(rows: list[Any]) -> None:
+    def take(ordered: list[int]) -> None:
         nonlocal skip
-        rows.sort(key=lambda r: (position[order.bucket_of(r[1])], r[2], r[0]))
-        found.extend(int(r[0]) for r in rows[skip:skip + limit - len(found)])
-        skip = max(0, skip - len(rows))
+        found.extend(ordered[skip:skip + limit - len(found)])
+        skip = max(0, skip - len(ordered))
 
     while start < min(len(buckets), _RANDOM_WALK_BUCKETS):
         group = buckets[start:start + size]
         ranges = [and_(key >= low, key < high) for low, high in map(order.key_range, group)]
-        rows = list(session.execute(select(RECORD.c.id, key, rank).where(where, or_(*ranges))).all())
+        rows = session.execute(select(RECORD.c.id, key).where(where, or_(*ranges))).all()
         matched += len(rows)
-        take(rows)
+        # The group's buckets are consecutive in the seed's order: arranging them alone keeps that order.
+        take(order.arrange([r[0] for r in rows], [r[1] for r in rows]))
         if len(found) == limit:
             return found
         start, size = start + len(group), size * 2
@@ -205,16 +203,13 @@ def _ids_at_random(
             break  # a selective filter (or a deep page): walking on would read more buckets than allowed
     if start >= len(buckets):
         return found
-    seen = buckets[:start]
     everywhere = compile_filter(session, project_id=ctx.project_id, flt=flt, style="in", context=ctx)
     if matched * (len(buckets) - start) <= _RANDOM_PYTHON_SORT * max(start, 1):
-        done = set(seen)
-        rows = [r for r in session.execute(select(RECORD.c.id, key, rank).where(everywhere)).all()
-                if order.bucket_of(r[1]) not in done]
-        take(rows)
+        rows = session.execute(select(RECORD.c.id, key).where(everywhere)).all()
+        take(order.arrange([r[0] for r in rows], [r[1] for r in rows], from_position=start))
         return found
     rest = (
-        select(RECORD.c.id).where(everywhere, order.bucket_sql().not_in(seen))
+        select(RECORD.c.id).where(everywhere, order.bucket_sql().not_in(buckets[:start]))
         .order_by(*order.order_by()).offset(skip).limit(limit - len(found))
     )
     return found + [int(i) for i in session.execute(rest).scalars().all()]

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import BigInteger, Index, cast, func, literal_column, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -148,6 +149,29 @@ class SeededOrder:
     def order_by(self) -> list[ColumnElement[Any]]:
         """ORDER BY terms of the whole order (one sort of the filtered set)."""
         return [self.bucket_rank_sql(), self.bucket_sql(), self.rank_sql(), RECORD.c.id]
+
+    def arrange(self, ids: Sequence[int], keys: Sequence[int], *, from_position: int = 0) -> list[int]:
+        """``ids`` (with their :func:`random_key` values) in this order, the same as :meth:`order_by` gives.
+
+        Vectorised (NumPy int64, every product below ``2**62``): a million ids
+        take a fraction of a second. ``from_position`` leaves out the records
+        of the first buckets in this seed's order (those a page walk has read).
+        """
+        if not ids:
+            return []
+        rid = np.asarray(ids, dtype=np.int64)
+        bucket = np.asarray(keys, dtype=np.int64) >> self.bits
+        position = np.empty(self.n_buckets, dtype=np.int64)
+        position[np.asarray(self.buckets(), dtype=np.int64)] = np.arange(self.n_buckets, dtype=np.int64)
+        where = position[bucket]
+        if from_position:
+            keep = where >= from_position
+            rid, where = rid[keep], where[keep]
+        x = (rid % _P * _A + self.s2) % _P
+        x = x * x % _P
+        x = (x * _B + self.s1) % _P
+        rank = x * x % _P
+        return [int(i) for i in rid[np.lexsort((rid, rank, where))]]
 
 
 BROWSE_INDEXES = (
