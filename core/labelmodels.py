@@ -767,7 +767,12 @@ class DawidSkene(LabelModel):
     a one-class heuristic fires per class, and drifts).
 
     EM starts from the (soft) majority vote, so classes keep their meaning, and stops
-    when no posterior moves by more than ``tol``. A symmetric Dirichlet prior
+    when an EM step moves no posterior by more than ``tol``. It is accelerated with SQUAREM
+    (Varadhan & Roland 2008): every two EM steps it extrapolates the parameters along
+    their path, which about halves the steps on the benchmark's matrices and ends nearer
+    the fixed point than plain EM with the same ``tol``. When the EM step from an extrapolated
+    point is larger than the step before it, the extrapolation is dropped and EM goes on
+    from the last plain step. A symmetric Dirichlet prior
     (``smoothing`` pseudo-votes per output, plus ``smoothing`` more on the correct vote)
     keeps rare heuristics from getting probabilities of exactly 0 or 1 and encodes the
     mild belief that a heuristic is better than chance. Records with a manual label have
@@ -809,7 +814,7 @@ class DawidSkene(LabelModel):
     coverage_ : numpy.ndarray
         ``(m,)`` fraction of fitted records the heuristic voted on.
     n_iter_ : int
-        EM iterations run.
+        E-steps run (EM steps and SQUAREM's extrapolated points).
     """
 
     def __init__(
@@ -918,6 +923,32 @@ class DawidSkene(LabelModel):
         # floor: with smoothing=0 an output never seen would be log(0) = -inf
         return np.maximum(table, 1e-12).reshape(m * (k + 1), k)
 
+    def _parameters(
+        self, enc: _Encoded, post: np.ndarray, m: int, output_mass: np.ndarray, fixed_prior: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """M-step: the vote table (``m·(k+1) × k``) and the class prior (``k``)."""
+        k = self.cardinality
+        counts, class_mass = self._m_step(enc, post, m, output_mass)
+        table = self._normalise(counts, m)
+        if fixed_prior is None:
+            prior = np.maximum((class_mass + self.smoothing) / (class_mass.sum() + k * self.smoothing), 1e-12)
+        else:
+            prior = fixed_prior
+        return table, prior
+
+    def _project(self, theta: np.ndarray, m: int, fixed_prior: np.ndarray | None) -> np.ndarray:
+        """Back to valid log probabilities after an extrapolation: renormalise, floor as ``_normalise`` does."""
+        k = self.cardinality
+        log_table = theta[:-k].reshape(m, k + 1, k)
+        top = log_table.max(axis=1, keepdims=True)
+        log_table = log_table - (top + np.log(np.exp(log_table - top).sum(axis=1, keepdims=True)))
+        if fixed_prior is None:
+            log_prior = theta[-k:] - (theta[-k:].max() + np.log(np.exp(theta[-k:] - theta[-k:].max()).sum()))
+        else:
+            log_prior = np.log(fixed_prior)
+        floor = math.log(1e-12)
+        return np.concatenate([np.maximum(log_table, floor).ravel(), np.maximum(log_prior, floor)])
+
     def fit(self, L: ArrayLike, *, C: ArrayLike | None = None, y: ArrayLike | None = None) -> DawidSkene:
         """Estimate class balance and each heuristic's vote distribution with EM.
 
@@ -960,30 +991,66 @@ class DawidSkene(LabelModel):
         post = np.where(total > 0, post / np.where(total > 0, total, 1.0), 1.0 / k)
         post[:, labeled] = clamp
 
-        vote_mass = np.add.reduceat(enc.weight.take(enc.row) * enc.conf, enc.starts)
-        n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):  # noqa: B007 - n_iter is reported after the loop
-            counts, class_mass = self._m_step(enc, post, m, vote_mass)
-            table = self._normalise(counts, m)
-            if fixed_prior is None:
-                prior = np.maximum((class_mass + self.smoothing) / (class_mass.sum() + k * self.smoothing), 1e-12)
-            else:
-                prior = fixed_prior
-            new_post = self._posteriors(enc, np.log(table), np.log(prior))
+        output_mass = np.add.reduceat(enc.weight.take(enc.row) * enc.conf, enc.starts)
+
+        def parameters(post: np.ndarray) -> np.ndarray:
+            table, prior = self._parameters(enc, post, m, output_mass, fixed_prior)
+            return np.concatenate([np.log(table).ravel(), np.log(prior)])
+
+        def posteriors(theta: np.ndarray) -> np.ndarray:
+            new_post = self._posteriors(enc, theta[:-k].reshape(m * (k + 1), k), theta[-k:])
             new_post[:, labeled] = clamp
-            change = float(np.abs(new_post - post).max())
-            post = new_post
-            if change < self.tol:
+            return new_post
+
+        # SQUAREM (Varadhan & Roland 2008, scheme S3) on the log parameters theta. One cycle: two
+        # EM steps theta0 -> theta1 -> theta2, the extrapolation theta0 + 2 a r + a^2 v along them,
+        # and one EM step from there. Convergence is always judged on a plain EM step.
+        n_iter = 0
+        step_max = 1.0  # the step length a may grow (x4 each time it is reached), as in SQUAREM
+        theta0 = parameters(post)
+        q0 = posteriors(theta0)
+        n_iter += 1
+        converged = float(np.abs(q0 - post).max()) < self.tol
+        post = q0
+        fallback: np.ndarray | None = None  # theta2 of the last cycle, in case its extrapolation hurt
+        last_change = math.inf
+        while not converged and n_iter < self.max_iter:
+            theta1 = parameters(q0)
+            q1 = posteriors(theta1)
+            n_iter += 1
+            change = float(np.abs(q1 - q0).max())
+            if fallback is not None and change > last_change and n_iter < self.max_iter:
+                # the EM step from the extrapolated point is larger than the one before it:
+                # continue with plain EM from the last cycle's second step instead
+                theta0, fallback, step_max = fallback, None, 1.0
+                q0 = post = posteriors(theta0)
+                n_iter += 1
+                continue
+            fallback = None
+            post = q1
+            if change < self.tol or n_iter >= self.max_iter:
                 break
+            last_change = change
+            theta2 = parameters(q1)
+            r = theta1 - theta0
+            v = theta2 - theta1 - r
+            vv = float(v @ v)
+            alpha = 1.0 if vv == 0.0 else min(max(math.sqrt(float(r @ r) / vv), 1.0), step_max)
+            if alpha == step_max:
+                step_max *= 4.0
+            extrapolated = self._project(theta0 + 2.0 * alpha * r + alpha * alpha * v, m, fixed_prior)
+            if n_iter + 2 > self.max_iter or not np.all(np.isfinite(extrapolated)):
+                theta0 = theta2
+            else:
+                theta0 = parameters(posteriors(extrapolated))  # SQUAREM's stabilising EM step
+                n_iter += 1
+                fallback = theta2
+            q0 = posteriors(theta0)
+            n_iter += 1
+            post = q0
 
         # Final M-step so the parameters match the final posteriors.
-        counts, class_mass = self._m_step(enc, post, m, vote_mass)
-        table = self._normalise(counts, m)
-        prior = (
-            np.maximum((class_mass + self.smoothing) / (class_mass.sum() + k * self.smoothing), 1e-12)
-            if fixed_prior is None
-            else fixed_prior
-        )
+        table, prior = self._parameters(enc, post, m, output_mass, fixed_prior)
         confusion = table.reshape(m, k + 1, k).transpose(0, 2, 1)  # m × class × output
         vote_mass = prior[None, :] * (1.0 - confusion[:, :, 0])  # P(vote, Y = c)
         right_mass = prior[None, :] * confusion[:, np.arange(k), np.arange(1, k + 1)]

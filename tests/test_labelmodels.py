@@ -180,6 +180,32 @@ def test_dawid_skene_zero_confidence_vote_is_an_abstain():
     )
 
 
+@pytest.mark.parametrize(
+    ("k", "accuracies", "coverages", "with_labels"),
+    [
+        (2, [0.9, 0.8, 0.7, 0.65, 0.85, 0.6], [0.3, 0.2, 0.25, 0.1, 0.15, 0.3], False),
+        (3, [0.85, 0.6, 0.7, 0.55, 0.75], [0.5, 0.4, 0.3, 0.6, 0.2], True),
+    ],
+)
+def test_dawid_skene_acceleration_ends_at_the_em_fixed_point(k, accuracies, coverages, with_labels):
+    # SQUAREM takes fewer steps; its answer must be near the point EM converges to. The tight fit
+    # stops only when a plain EM step moves no posterior by 1e-11: it is at a fixed point.
+    # (Plain EM with the default tol stops 0.035 away on the first matrix, after 100 steps.)
+    L, y = synthetic(8000, accuracies, coverages, k=k, seed=10)
+    y_fit = np.where(np.arange(8000) % 10 == 0, y, -1) if with_labels else None
+    model = DawidSkene(k).fit(L, y=y_fit)
+    tight = DawidSkene(k, tol=1e-11, max_iter=10_000).fit(L, y=y_fit)
+    assert model.n_iter_ < tight.n_iter_ / 2
+    assert np.abs(model.predict_proba(L) - tight.predict_proba(L)).max() < 5e-3
+    assert model.confusion_ == pytest.approx(tight.confusion_, abs=1e-3)
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 4, 7])
+def test_dawid_skene_runs_at_most_max_iter_steps(max_iter):
+    L, _ = synthetic(3000, [0.8, 0.6, 0.7, 0.55], [0.4, 0.5, 0.3, 0.6], k=3, seed=11)
+    assert DawidSkene(3, max_iter=max_iter).fit(L).n_iter_ == max_iter
+
+
 @pytest.mark.parametrize("fit_uncovered", [False, True])
 def test_dawid_skene_predict_on_the_fitted_votes_equals_encoding_them_anew(fit_uncovered):
     # predict reuses fit's encoding when it gets the same votes; that must not change a number
