@@ -223,3 +223,23 @@ def test_json_lines_write_what_the_encoder_writes() -> None:
         JsonLines(["x"]).encode([[float("nan")]], 1)
     with pytest.raises(ValueError, match="not JSON compliant"):
         JsonLines(["x"], list_positions={0}).encode([[[1.0, float("inf")]]], 1)
+
+
+def test_json_lines_columns_of_one_type_write_what_the_encoder_writes() -> None:
+    """Columns of strings only (split from one orjson call), of few distinct strings, and of ints only."""
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+    # Strings whose encoding holds '","' inside one item: a quote before a comma, a trailing backslash.
+    fake_splits = ['ends "quoted",', "trailing\\", 'x","y', ",", '","', "plain", "ünï 😀 \u2028", "tab\t", "%s"]
+    cases = {
+        "strings": fake_splits,
+        "strings and a trailing backslash": ["a\\", "b", "c", "d", "e"],
+        "strings and one null": ["a", None, "b", "c", "d"],
+        "few distinct": ["spam", "ham", "spam", None, "spam", "ham", "spam", "spam", "spam"],
+        "ints": [0, -1, 2**63 - 1, -(2**63), 7],
+        "ints beyond 64 bits": [1, 2**64, -(2**70), 3],
+    }
+    for name, column in cases.items():
+        rows = [{"v": v, "n": i} for i, v in enumerate(column)]
+        expected = ",\n".join(map(encoder.encode, rows))
+        assert JsonLines(["v", "n"]).encode([column, list(range(len(column)))], len(column)) == expected, name
+        assert JsonLines(["v", "n"]).encode([tuple(column), range(len(column))], len(column)) == expected, name
