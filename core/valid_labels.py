@@ -13,7 +13,7 @@ extraction it is their set of spans. Answers are compared as wholes.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -94,14 +94,7 @@ def valid_manual_labels(
         several = {rid for rid, n in Counter(row[0] for row in rows).items()
                    if n > 1 and (wanted is None or rid in wanted)}
     singles = [row for rid, row in first.items() if rid not in several and (wanted is None or rid in wanted)]
-    # What _answer gives for one label row: its name, a set of it, a tuple of its one span.
-    out: dict[int, Answer]
-    if extraction:
-        out = {row[0]: ((names[row[1]], *row[2:]),) for row in singles}
-    elif kind == TaskKind.MULTILABEL.value:
-        out = {row[0]: frozenset((names[row[1]],)) for row in singles}
-    else:
-        out = {row[0]: names[row[1]] for row in singles}
+    out = single_row_answers(kind, singles, names)
     if not several:
         return out
     # Read again only the records with several rows (or the whole scope when they are most of it).
@@ -133,6 +126,20 @@ def valid_manual_labels(
         if valid is not None:
             out[record_id] = valid
     return out
+
+
+def single_row_answers(kind: str, rows: Iterable[Sequence[Any]], names: Mapping[Any, str]) -> dict[int, Answer]:
+    """Record id → valid answer of records with a single manual label row in a task: that row's answer.
+
+    One row means one annotator, whose answer is valid whatever the rule. ``rows`` are ``(record id, label id)``,
+    followed for extraction tasks by ``token_start, token_end, char_start, char_end``; ``names`` maps label ids
+    to names. The answer is what :func:`_answer` gives for one row: the name, a set of it, a tuple of one span.
+    """
+    if kind == TaskKind.EXTRACTION.value:
+        return {row[0]: ((names[row[1]], *row[2:6]),) for row in rows}
+    if kind == TaskKind.MULTILABEL.value:
+        return {row[0]: frozenset((names[row[1]],)) for row in rows}
+    return {row[0]: names[row[1]] for row in rows}
 
 
 def _literal_ids(ids: list[int]) -> BindParameter[list[int]]:

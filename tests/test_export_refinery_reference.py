@@ -25,9 +25,10 @@ from sqlalchemy.engine import Engine
 from core.exporters import ExportOptions, export_project, parse_rows
 from core.exporters.options import MANUAL
 from core.exporters.refinery import EXTRACTION, MULTILABEL, JsonLines, bio_tags, cell, manual_spans, plan_columns
-from core.exporters.view import Assoc, ProjectView, RecordView
+from core.exporters.view import Assoc, ProjectView, RecordView, decoded_values
 from core.store import session_scope
 from core.store.heuristics import Heuristic
+from core.store.models import Attribute, Project, Record
 from core.store.projects import get_project
 from core.store.tasks import get_task
 from tests.fixtures_export import LabeledDemo, add_label, labeled_demo
@@ -243,3 +244,40 @@ def test_json_lines_columns_of_one_type_write_what_the_encoder_writes() -> None:
         expected = ",\n".join(map(encoder.encode, rows))
         assert JsonLines(["v", "n"]).encode([column, list(range(len(column)))], len(column)) == expected, name
         assert JsonLines(["v", "n"]).encode([tuple(column), range(len(column))], len(column)) == expected, name
+
+
+def test_values_decoded_in_python_equal_the_sql_extraction(engine: Engine, tmp_path: Path) -> None:
+    """Record values are decoded in Python unless one is not of its attribute's type: then SQL extracts them,
+    as the reference (record by record, values extracted in SQL) does. Names SQL cannot extract are decoded."""
+    kinds = {"text": "TEXT", "category": "CATEGORY", "count": "INTEGER", "score": "FLOAT", "flag": "BOOLEAN",
+             'say "hi"': "TEXT"}
+    fitting = [
+        {"text": "ünï \"q\" \\ 😀", "category": "a", "count": -(2**63), "score": 0.1, "flag": True, 'say "hi"': 1},
+        {"text": "", "category": None, "count": 2**63 - 1, "score": 1e-7, "flag": False, 'say "hi"': [1, "x"]},
+        {"text": "no category, no count"},
+    ]
+    misfits = [{"text": 5}, {"text": 2.5}, {"text": True}, {"category": ["a"]}, {"count": 2.0}, {"count": "7"},
+               {"count": True}, {"count": 2**64}, {"score": 3}, {"score": "0.5"}, {"flag": 1}, {"flag": 0},
+               {"flag": "yes"}, {"count": 2**63}]
+    # Decoded, though orjson reads it as a float (not as the json module, an int): so does SQL.
+    unusual = [{"score": 2**64}, {"score": -(2**70)}, {"score": 10**400}]
+    projects = {"fitting": fitting, **{f"odd {i}": [*fitting, odd] for i, odd in enumerate(misfits + unusual)}}
+    with session_scope(engine) as session:
+        for name, records in projects.items():
+            project = Project(name=name)
+            session.add(project)
+            session.flush()
+            pid = project.id or 0
+            for position, (attribute, kind) in enumerate(kinds.items()):
+                session.add(Attribute(project_id=pid, name=attribute, data_type=kind, position=position))
+            session.add_all(Record(project_id=pid, running_id=i + 1, key=str(i + 1), data=data)
+                            for i, data in enumerate(records))
+    for name in projects:
+        export_project(engine, project=name, options=ExportOptions(), out=tmp_path / "fast.json")
+        assert (tmp_path / "fast.json").read_bytes() == reference_json(engine, name, ExportOptions()), name
+    with session_scope(engine) as session:
+        fitting_view = ProjectView.open(session, project="fitting", options=ExportOptions())
+        texts = [json.dumps(data) for data in fitting]
+        assert decoded_values(texts, fitting_view.all_attributes[:5], cast=True) is not None
+        for bad in misfits:
+            assert decoded_values([*texts, json.dumps(bad)], fitting_view.all_attributes[:5], cast=True) is None, bad

@@ -18,12 +18,15 @@ the one definition of them, read per chunk.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+import orjson
+from sqlalchemy import and_, bindparam, or_, select
 from sqlmodel import Session, col
 
 from core.errors import NotFoundError, ValidationError
@@ -46,7 +49,7 @@ from core.store.projects import get_project
 from core.store.records import attribute_expr
 from core.store.tasks import list_attributes, list_labels, list_tasks
 from core.tokenize import load_tokens
-from core.valid_labels import Answer, valid_manual_labels
+from core.valid_labels import Answer, single_row_answers, valid_manual_labels
 
 CHUNK_SIZE = 2000
 
@@ -193,6 +196,7 @@ class ProjectView:
         }
         self.sources = self._resolve_sources(options.sources)
         self._valid: dict[int, dict[int, Answer]] = {}
+        self._prepared: dict[tuple[Any, ...], PreparedSelect] = {}  # selects run chunk after chunk (_chunk_rows)
 
     @classmethod
     def open(cls, session: Session, *, project: str, options: ExportOptions) -> ProjectView:
@@ -319,10 +323,12 @@ class ProjectView:
         if filtered is None:
             pid = self.project.id or 0
             last_running = 0
+            page = (select(*cols).where(col(Record.project_id) == pid, col(Record.running_id) > bindparam("after"))
+                    .order_by(col(Record.running_id)).limit(chunk_size))
+            prepared = PreparedSelect(conn, page) if raw else None
             while True:
-                stmt = (select(*cols).where(col(Record.project_id) == pid, col(Record.running_id) > last_running)
-                        .order_by(col(Record.running_id)).limit(chunk_size))
-                rows = fetch_rows(conn, stmt, raw=raw)
+                rows = (prepared.rows(after=last_running) if prepared is not None else
+                        list(conn.execute(page, {"after": last_running}).all()))
                 if not rows:
                     return
                 yield rows
@@ -335,9 +341,42 @@ class ProjectView:
             if rows:
                 yield rows
 
-    def _valid_in(self, task_ids: list[int], record_ids: list[int]) -> dict[int, dict[int, Answer]]:
-        """Task id → record id → valid manual answer, for a chunk of records."""
-        return {tid: valid_manual_labels(self.session, task_id=tid, record_ids=record_ids) for tid in task_ids}
+    def _valid_in(self, conn: Any, task_ids: list[int], record_ids: list[int]) -> dict[int, dict[int, Answer]]:
+        """Task id → record id → valid manual answer, for a chunk of records.
+
+        One query reads the chunk's manual label rows of all tasks. A record with one row in a task has that
+        row's answer (:func:`core.valid_labels.single_row_answers`); the few with several rows (several
+        annotators) go through :func:`core.valid_labels.valid_manual_labels`, the one definition of the rule.
+        """
+        kinds = {t.id or 0: t.kind for t in self.tasks}
+        spans: list[Any] = []
+        if any(kinds[tid] == TaskKind.EXTRACTION.value for tid in task_ids):
+            spans = [col(LabelAssociation.token_start), col(LabelAssociation.token_end),
+                     col(LabelAssociation.char_start), col(LabelAssociation.char_end)]
+        stmt = select(col(LabelAssociation.record_id), col(LabelAssociation.label_id), *spans,
+                      col(LabelAssociation.task_id)).where(
+            _any_of(col(LabelAssociation.task_id), task_ids),
+            col(LabelAssociation.source_type) == SourceType.MANUAL.value,
+        )
+        rows = self._chunk_rows(conn, ("valid", tuple(task_ids), bool(spans)), stmt, record_ids)
+        if max(record_ids) - min(record_ids) + 1 > len(record_ids):  # a range scan can hold other records
+            in_chunk = set(record_ids)
+            rows = [row for row in rows if row[0] in in_chunk]
+        by_task: dict[int, list[Any]] = {task_ids[0]: rows} if len(task_ids) == 1 else {}
+        if len(task_ids) > 1:
+            for row in rows:
+                by_task.setdefault(row[-1], []).append(row)
+        out: dict[int, dict[int, Answer]] = {}
+        for tid in task_ids:
+            task_rows = by_task.get(tid, [])
+            answers = single_row_answers(kinds[tid], task_rows, self.label_name)
+            if len(answers) < len(task_rows):
+                several = [rid for rid, n in Counter(row[0] for row in task_rows).items() if n > 1]
+                for rid in several:
+                    del answers[rid]
+                answers.update(valid_manual_labels(self.session, task_id=tid, record_ids=several))
+            out[tid] = answers
+        return out
 
     def _tokens_in(self, record_ids: list[int]) -> dict[int, dict[int, list[list[int]]]]:
         """Attribute id → record id → token offsets of a chunk, for the attributes extraction tasks label."""
@@ -375,7 +414,7 @@ class ProjectView:
             if task_ids and kinds:
                 self._load_labels(conn, by_id, chunk_ids, task_ids, kinds, wanted, with_times)
             if task_ids and (MANUAL, None) in wanted:
-                for tid, valid in self._valid_in(task_ids, chunk_ids).items():
+                for tid, valid in self._valid_in(conn, task_ids, chunk_ids).items():
                     for rid, answer in valid.items():
                         by_id[rid].valid[tid] = answer
             for attr_id, tokens in self._tokens_in(chunk_ids).items():
@@ -399,27 +438,36 @@ class ProjectView:
         task_ids = [t.id or 0 for t in self.tasks]
         machine = {s for s in self.sources if s != (MANUAL, None)}
         kinds = sorted({kind for kind, _ in machine})
-        booleans = [i for i, a in enumerate(attributes) if a.data_type == AttributeType.BOOLEAN.value]
-        names = [a.name for a in attributes]
-        cols, extract = self._record_columns(attributes, False)
+        _, extract = self._record_columns(attributes, False)
         conn = self.session.connection()
-        for rows in self._pages(cols, raw=extract, chunk_size=chunk_size):
+        data = [col(Record.id), col(Record.running_id), col(Record.data)]
+        for rows in self._pages(data, raw=True, chunk_size=chunk_size):
             ids = [row[0] for row in rows]
-            values: list[Sequence[Any]] = []  # one sequence per attribute
-            if extract:
-                values += list(zip(*rows, strict=True))[3:]
-                for i in booleans:  # SQL gives 0 and 1
-                    values[i] = [None if v is None else bool(v) for v in values[i]]
-            else:
-                data = [row[3] or {} for row in rows]
-                values += [[d.get(name) for d in data] for name in names]
+            # Values decoded in Python (several times faster than extracting them in SQL), unless one would
+            # differ from what the SQL extraction gives (a value not of its attribute's type): then extracted.
+            values = decoded_values([row[2] for row in rows], attributes, cast=extract)
+            if values is None:
+                values = self._extracted_values(conn, ids, attributes)
             chunk = LabelChunk(ids, values)
             if task_ids and (MANUAL, None) in self.sources:
-                chunk.valid = self._valid_in(task_ids, ids)
+                chunk.valid = self._valid_in(conn, task_ids, ids)
             if task_ids and kinds:
                 chunk.machine = self._machine_labels(conn, ids, task_ids, kinds, machine)
             chunk.tokens = self._tokens_in(ids)
             yield chunk
+
+    def _extracted_values(self, conn: Any, ids: list[int], attributes: list[Attribute]) -> list[Sequence[Any]]:
+        """The values of ``attributes`` of records ``ids`` (in running-id order), extracted in SQL, one sequence
+        per attribute."""
+        cols, _ = self._record_columns(attributes, False)
+        rows = fetch_rows(conn, select(*cols).where(col(Record.id).in_(ids)).order_by(col(Record.running_id)),
+                          raw=True)
+        columns: list[Sequence[Any]] = [column for column in zip(*rows, strict=True)]
+        values = columns[3:] if rows else [[] for _ in attributes]
+        for i, a in enumerate(attributes):
+            if a.data_type == AttributeType.BOOLEAN.value:  # SQL gives 0 and 1
+                values[i] = [None if v is None else bool(v) for v in values[i]]
+        return values
 
     def _machine_labels(
         self, conn: Any, ids: list[int], task_ids: list[int], kinds: list[str], wanted: set[SourceKey]
@@ -443,13 +491,30 @@ class ProjectView:
             # The order of the (task, source, record) index, and within a record the order of writing.
             stmt = (
                 select(*cols)
-                .where(col(LabelAssociation.task_id).in_(task_ids), col(LabelAssociation.source_type) == kind,
-                       _records_in(ids))
+                .where(_any_of(col(LabelAssociation.task_id), task_ids), col(LabelAssociation.source_type) == kind)
                 .order_by(col(LabelAssociation.task_id), col(LabelAssociation.record_id), col(LabelAssociation.id))
             )
-            self._group_labels(fetch_rows(conn, stmt, raw=True), kind, in_chunk, wanted, spans=spans, named=named,
-                               out=out)
+            rows = self._chunk_rows(conn, ("machine", kind, tuple(task_ids), spans), stmt, ids)
+            self._group_labels(rows, kind, in_chunk, wanted, spans=spans, named=named, out=out)
         return out
+
+    def _chunk_rows(self, conn: Any, key: tuple[Any, ...], stmt: Any, ids: list[int]) -> list[Any]:
+        """Raw rows of a select of label associations, limited to the records ``ids``.
+
+        Records imported together have nearly consecutive ids: then a range of record ids, which scans the
+        (task, source, record) index, with the select compiled once per export (as ``key``) and run chunk after
+        chunk; rows of records in the range but not among ``ids`` are the caller's to skip. Otherwise the list
+        of ids, compiled for the chunk.
+        """
+        low, high = min(ids), max(ids)
+        record_id = col(LabelAssociation.record_id)
+        if high - low >= 2 * len(ids):
+            return fetch_rows(conn, stmt.where(record_id.in_(ids)), raw=True)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = PreparedSelect(conn, stmt.where(record_id.between(bindparam("low"), bindparam("high"))))
+            self._prepared[key] = prepared
+        return prepared.rows(low=low, high=high)
 
     def _group_labels(
         self, rows: list[Any], kind: str, in_chunk: set[int], wanted: set[SourceKey], *, spans: bool, named: bool,
@@ -530,6 +595,61 @@ class ProjectView:
                 group.append(assoc)
 
 
+# Per attribute type, the Python types whose values SQL extraction (attribute_expr) gives unchanged, or as the
+# same JSON (a BOOLEAN's 1 is written true).
+_EXACT_TYPES: dict[str, frozenset[type]] = {
+    AttributeType.TEXT.value: frozenset({str, type(None)}),
+    AttributeType.CATEGORY.value: frozenset({str, type(None)}),
+    AttributeType.INTEGER.value: frozenset({int, type(None)}),
+    AttributeType.FLOAT.value: frozenset({float, type(None)}),
+    AttributeType.BOOLEAN.value: frozenset({bool, type(None)}),
+}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def decoded_values(data: list[Any], attributes: list[Attribute], *, cast: bool) -> list[Sequence[Any]] | None:
+    """The values of ``attributes`` in records' ``data`` (JSON text, or objects the driver decoded), one list per
+    attribute; missing values are None.
+
+    With ``cast``, the values must be what extracting them in SQL as their attribute's type gives
+    (:func:`core.store.records.attribute_expr`): strings for TEXT and CATEGORY, 64-bit integers, floats,
+    booleans, or null. Else this returns None, for the caller to extract them in SQL. The texts are then decoded
+    by orjson, which reads strings and floats as the json module does; what it reads otherwise (integers beyond
+    64 bits become floats) fails those checks. Without ``cast`` the values are taken as the json module reads
+    them, as SQLAlchemy decodes the column.
+    """
+    objects = _decode_all(data) if cast else [json.loads(d) if isinstance(d, str | bytes) else d for d in data]
+    names = [a.name for a in attributes]  # read once: attributes of ORM objects are slow to read
+    if not all(type(o) is dict for o in objects):
+        return None if cast else [[o.get(name) if isinstance(o, dict) else None for o in objects] for name in names]
+    values: list[Sequence[Any]] = []
+    for name, kind in zip(names, [a.data_type for a in attributes], strict=True):
+        column = [o.get(name) for o in objects]
+        if cast:
+            if not _EXACT_TYPES.get(kind, frozenset()).issuperset(set(map(type, column))):
+                return None
+            if kind == AttributeType.INTEGER.value:
+                numbers = [v for v in column if v is not None]
+                if numbers and (min(numbers) < _INT64[0] or max(numbers) > _INT64[1]):
+                    return None
+        values.append(column)
+    return values
+
+
+def _decode_all(data: list[Any]) -> list[Any]:
+    """JSON texts decoded by orjson (objects the driver decoded kept); by the json module when orjson cannot
+    read one (NaN, Infinity)."""
+    try:
+        if all(type(d) is str for d in data):
+            # One call for the chunk: joined by commas, JSON documents are the items of a JSON array.
+            objects = orjson.loads("[" + ",".join(data) + "]")
+            if len(objects) == len(data):  # else some text is not one document: decoded one by one, it fails
+                return list(objects)
+        return [orjson.loads(d) if isinstance(d, str | bytes) else d for d in data]
+    except orjson.JSONDecodeError:
+        return [json.loads(d) if isinstance(d, str | bytes) else d for d in data]
+
+
 def _records_in(ids: list[int]) -> Any:
     """Label associations of these records: a range when the ids are nearly consecutive, else a list.
 
@@ -540,6 +660,42 @@ def _records_in(ids: list[int]) -> Any:
     if high - low < 2 * len(ids):
         return col(LabelAssociation.record_id).between(low, high)
     return col(LabelAssociation.record_id).in_(ids)
+
+
+def _any_of(column: Any, values: list[int]) -> Any:
+    """``column IN (values)`` as equalities: an IN list would be expanded at run time, which PreparedSelect
+    skips (both databases plan the two alike)."""
+    return column == values[0] if len(values) == 1 else or_(*(column == v for v in values))
+
+
+class PreparedSelect:
+    """A select compiled once, then run on the DB-API cursor with new values for its named parameters.
+
+    For the selects an export runs chunk after chunk: compiling one costs about as much as reading a chunk's
+    labels. Parameters go through their types' bind processing (JSON paths need it); as :func:`fetch_rows`
+    with ``raw``, the columns must need no result processing (integers, strings, floats).
+    """
+
+    def __init__(self, conn: Any, stmt: Any) -> None:
+        self.conn = conn
+        self.compiled = stmt.compile(dialect=conn.dialect)
+        dialect = conn.dialect
+        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                      for bind, name in self.compiled.bind_names.items()}
+        self.processors = {name: p for name, p in processors.items() if p is not None}
+
+    def rows(self, **values: Any) -> list[Any]:
+        compiled = self.compiled
+        params = compiled.construct_params(values)
+        for name, process in self.processors.items():
+            params[name] = process(params[name])
+        args = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+        cursor = self.conn.connection.cursor()
+        try:
+            cursor.execute(compiled.string, args)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
 
 def fetch_rows(conn: Any, stmt: Any, *, raw: bool) -> list[Any]:
