@@ -347,8 +347,12 @@ class JsonLines:
         if kinds <= _STRINGS:
             return self._strings(column, with_nulls=_NONE in kinds)
         encode = self.encoder.encode
-        if kinds == _INT and column and len(text := _orjson_or_empty(column)) > 2:
-            return text[1:-1].split(",")  # ints (orjson takes 64 bits) are written as repr writes them
+        if kinds in (_INT, _FLOAT) and column:
+            text = _orjson_or_empty(column)
+            # orjson writes ints (of 64 bits) as repr does, and floats with repr's digits; but it writes
+            # non-finite floats as null, and those below 1e-4 without repr's exponent: leave those to repr.
+            if len(text) > 2 and (kinds == _INT or ("e" not in text and "n" not in text and not _SMALL.search(text))):
+                return text[1:-1].split(",")
         if len(kinds) == 1 and (kind := next(iter(kinds))) in (int, float):
             out = list(map(self.plain[kind], column))  # one type: no dispatch per value
         else:
@@ -389,6 +393,8 @@ _NON_FINITE = frozenset({"nan", "inf", "-inf"})
 _NONE = type(None)
 _STRINGS = frozenset({str, _NONE})
 _INT = frozenset({int})
+_FLOAT = frozenset({float})
+_SMALL = re.compile(r"[\[,]-?0\.0000")  # a float below 1e-4 written without an exponent
 
 
 def _orjson_or_empty(values: Sequence[Any]) -> str:
