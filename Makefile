@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8501
+SNORKEL := bench/.snorkel/.installed-stamp
 
 .PHONY: install run test lint bench clean
 
@@ -16,10 +17,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Snorkel is the baseline of bench/ws_bench.py and the reference of a statistics parity test: it goes
+# beside the venv, never into it (--no-deps, so pip cannot replace the pinned torch).
+$(SNORKEL): bench/requirements-snorkel.txt $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target bench/.snorkel -r bench/requirements-snorkel.txt
+	touch $(SNORKEL)
+
 run: install
 	$(VENV)/bin/loupe run --port $(PORT)
 
-test: install
+test: install $(SNORKEL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
