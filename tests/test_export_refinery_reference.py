@@ -297,3 +297,52 @@ def test_values_decoded_in_python_equal_the_sql_extraction(engine: Engine, tmp_p
         assert decoded_values(texts, fitting_view.all_attributes[:5], cast=True) is not None
         for bad in misfits:
             assert decoded_values([*texts, json.dumps(bad)], fitting_view.all_attributes[:5], cast=True) is None, bad
+
+
+def test_one_weak_label_per_record_as_columns(engine: Engine, tmp_path: Path) -> None:
+    """A chunk whose every record has one weak-supervision label reads it as columns: the bytes stay those of
+    the reference; so they do when one record has none or two, or running ids do not follow record ids."""
+    from core.store.models import Label, LabelAssociation, LabelingTask
+
+    def build(name: str, *, skip: int | None = None, twice: int | None = None, reverse: bool = False) -> None:
+        with session_scope(engine) as session:
+            project = Project(name=name)
+            session.add(project)
+            session.flush()
+            pid = project.id or 0
+            session.add(Attribute(project_id=pid, name="text", data_type="TEXT", position=0))
+            tasks = {kind: LabelingTask(project_id=pid, name=kind, kind=kind) for kind in ("classification",
+                                                                                         "multilabel")}
+            session.add_all(tasks.values())
+            session.flush()
+            labels = {kind: [Label(task_id=t.id or 0, name=n, position=i) for i, n in enumerate(("b", "a"))]
+                      for kind, t in tasks.items()}
+            session.add_all([label for task_labels in labels.values() for label in task_labels])
+            records = [Record(project_id=pid, running_id=9 - i if reverse else i + 1, key=str(i),
+                              data={"text": f"r{i}"}) for i in range(9)]
+            session.add_all(records)
+            session.flush()
+            for i, record in enumerate(records):
+                for kind, task in tasks.items():
+                    for repeat_ in range(2 if i == twice else 0 if i == skip else 1):
+                        session.add(LabelAssociation(
+                            project_id=pid, record_id=record.id or 0, task_id=task.id or 0,
+                            label_id=labels[kind][(i + repeat_) % 2].id or 0, source_type="WEAK_SUPERVISION",
+                            confidence=None if i == 4 else 0.5 + i / 100, is_gold=False))
+                if i % 3 == 0:
+                    session.add(LabelAssociation(project_id=pid, record_id=record.id or 0,
+                                                 task_id=tasks["classification"].id or 0,
+                                                 label_id=labels["classification"][1].id or 0, is_gold=False))
+
+    cases = {"one each": {}, "one without": {"skip": 3}, "one with two": {"twice": 5}, "reversed": {"reverse": True}}
+    for name, kw in cases.items():
+        build(name, **kw)
+        with session_scope(engine) as session:
+            view = ProjectView.open(session, project=name, options=ExportOptions())
+            chunk = next(view.label_chunks())
+            assert bool(chunk.columns) == (name == "one each"), name
+        export_project(engine, project=name, options=ExportOptions(), out=tmp_path / "fast.json")
+        assert (tmp_path / "fast.json").read_bytes() == reference_json(engine, name, ExportOptions()), name
+    rows = json.loads((tmp_path / "fast.json").read_text(encoding="utf-8"))  # reversed: record 0 is last
+    assert rows[-1]["__multilabel__WEAK_SUPERVISION"] == ["b"] and rows[-1]["__classification__MANUAL"] == "a"
+    assert rows[-1]["__multilabel__WEAK_SUPERVISION__confidence"] == [0.5]

@@ -217,6 +217,11 @@ class RowBuilder:
         return [valid.get(rid) for rid in chunk.ids]
 
     def _machine(self, chunk: LabelChunk, step: _Step) -> tuple[list[Any], list[Any]]:
+        one_each = chunk.columns.get((step.task_id, step.source))
+        if one_each is not None:  # one label per record (never for extraction)
+            if step.kind == MULTILABEL:  # a list even with one label, as the manual column has
+                return [[name] for name in one_each[0]], [[confidence] for confidence in one_each[1]]
+            return list(one_each[0]), list(one_each[1])
         by_record = chunk.machine.get((step.task_id, step.source), {})
         if step.kind == EXTRACTION:
             tokens = chunk.tokens.get(step.attribute_id, {})

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby, repeat
+from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, false, or_, select
 from sqlmodel import Session, col
 
 from core.errors import NotFoundError, ValidationError
@@ -126,13 +128,17 @@ class LabelChunk:
     order. The rest are lookups by record id: ``valid`` task id → record id →
     valid manual answer; ``machine`` (task id, source) → record id → that
     source's labels in the order they were written; ``tokens`` attribute id →
-    record id → token offsets.
+    record id → token offsets. A source that gave each record of the chunk one
+    label of a classification or multi-label task (weak supervision mostly
+    does) is in ``columns`` instead of ``machine``: (task id, source) → its
+    label names and their confidences, in record order.
     """
 
     ids: list[int]
     values: list[Sequence[Any]]
     valid: dict[int, dict[int, Answer]] = field(default_factory=dict)
     machine: dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]] = field(default_factory=dict)
+    columns: dict[tuple[int, SourceKey], tuple[list[str], list[float | None]]] = field(default_factory=dict)
     tokens: dict[int, dict[int, list[list[int]]]] = field(default_factory=dict)
 
 
@@ -353,10 +359,14 @@ class ProjectView:
         if any(kinds[tid] == TaskKind.EXTRACTION.value for tid in task_ids):
             spans = [col(LabelAssociation.token_start), col(LabelAssociation.token_end),
                      col(LabelAssociation.char_start), col(LabelAssociation.char_end)]
+        # Naming the tasks' labels (every manual label is one of them) lets the database read (task, source,
+        # label, record) index entries alone, not the table's rows: about a third faster.
         stmt = select(col(LabelAssociation.record_id), col(LabelAssociation.label_id), *spans,
                       col(LabelAssociation.task_id)).where(
             _any_of(col(LabelAssociation.task_id), task_ids),
             col(LabelAssociation.source_type) == SourceType.MANUAL.value,
+            _any_of(col(LabelAssociation.label_id), sorted({label.id or 0 for tid in task_ids
+                                                            for label in self.labels.get(tid, [])})),
         )
         rows = self._chunk_rows(conn, ("valid", tuple(task_ids), bool(spans)), stmt, record_ids)
         if max(record_ids) - min(record_ids) + 1 > len(record_ids):  # a range scan can hold other records
@@ -452,7 +462,7 @@ class ProjectView:
             if task_ids and (MANUAL, None) in self.sources:
                 chunk.valid = self._valid_in(conn, task_ids, ids)
             if task_ids and kinds:
-                chunk.machine = self._machine_labels(conn, ids, task_ids, kinds, machine)
+                self._machine_labels(conn, chunk, task_ids, kinds, machine)
             chunk.tokens = self._tokens_in(ids)
             yield chunk
 
@@ -470,16 +480,16 @@ class ProjectView:
         return values
 
     def _machine_labels(
-        self, conn: Any, ids: list[int], task_ids: list[int], kinds: list[str], wanted: set[SourceKey]
-    ) -> dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]]:
-        """(task id, source) → record id → labels of a chunk's records, in the order they were written.
+        self, conn: Any, chunk: LabelChunk, task_ids: list[int], kinds: list[str], wanted: set[SourceKey]
+    ) -> None:
+        """Fill ``chunk.machine`` and ``chunk.columns`` with the labels of the chunk's records from ``wanted``.
 
         One query per source kind, with only the columns it needs: weak supervision has one source, so its
         rows carry no provenance; token columns only when an extraction task is exported.
         """
         spans = any(self.is_extraction(t) for t in self.tasks)
+        ids = chunk.ids
         in_chunk = set(ids)
-        out: dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]] = {}
         for kind in kinds:
             named = kind != WEAK_SUPERVISION
             cols: list[Any] = [col(LabelAssociation.task_id), col(LabelAssociation.record_id),
@@ -495,8 +505,7 @@ class ProjectView:
                 .order_by(col(LabelAssociation.task_id), col(LabelAssociation.record_id), col(LabelAssociation.id))
             )
             rows = self._chunk_rows(conn, ("machine", kind, tuple(task_ids), spans), stmt, ids)
-            self._group_labels(rows, kind, in_chunk, wanted, spans=spans, named=named, out=out)
-        return out
+            self._group_labels(rows, kind, in_chunk, wanted, spans=spans, named=named, chunk=chunk)
 
     def _chunk_rows(self, conn: Any, key: tuple[Any, ...], stmt: Any, ids: list[int]) -> list[Any]:
         """Raw rows of a select of label associations, limited to the records ``ids``.
@@ -518,11 +527,28 @@ class ProjectView:
 
     def _group_labels(
         self, rows: list[Any], kind: str, in_chunk: set[int], wanted: set[SourceKey], *, spans: bool, named: bool,
-        out: dict[tuple[int, SourceKey], dict[int, tuple[MachineLabel, ...]]],
+        chunk: LabelChunk,
     ) -> None:
         """Put rows ``(task id, record id, label id, confidence[, token start, end][, heuristic id, source
-        name])`` of one source kind into ``out``, leaving out records not in the chunk and sources not wanted."""
+        name])`` of one source kind into ``chunk``, leaving out records not in the chunk and sources not
+        wanted."""
         label_name = self.label_name
+        out = chunk.machine
+        if not named:  # one source (weak supervision): the rows of a task at once
+            source: SourceKey | None = (kind, None)
+            if source not in wanted:
+                return
+            if in_chunk and len(in_chunk) <= max(in_chunk) - min(in_chunk):  # a range holding other records
+                rows = [row for row in rows if row[1] in in_chunk]
+            spans_of = {t.id or 0 for t in self.tasks if self.is_extraction(t)}
+            for task_id, same_task in groupby(rows, key=itemgetter(0)):  # rows come task by task
+                task_rows = list(same_task)
+                if task_id not in spans_of and [row[1] for row in task_rows] == chunk.ids:  # one label per record
+                    chunk.columns[(task_id, source)] = ([label_name[row[2]] for row in task_rows],
+                                                        [row[3] for row in task_rows])
+                else:
+                    out[(task_id, source)] = _labels_by_record(task_rows, label_name, spans=spans)
+            return
         resolved: dict[tuple[int | None, str | None], SourceKey | None] = {}
         fixed: SourceKey | None = (kind, None) if (kind, None) in wanted else None
         last_task: int | None = None
@@ -650,6 +676,27 @@ def _decode_all(data: list[Any]) -> list[Any]:
         return [json.loads(d) if isinstance(d, str | bytes) else d for d in data]
 
 
+def _labels_by_record(
+    rows: list[Any], label_name: dict[int, str], *, spans: bool
+) -> dict[int, tuple[MachineLabel, ...]]:
+    """Record id → labels, in row order, of rows ``(task id, record id, label id, confidence[, token start,
+    end])`` of one task and source."""
+    record_ids = [row[1] for row in rows]
+    names = [label_name[row[2]] for row in rows]
+    confidences = [row[3] for row in rows]
+    starts: Iterable[Any] = [row[4] for row in rows] if spans else repeat(None)
+    ends: Iterable[Any] = [row[5] for row in rows] if spans else repeat(None)
+    labels = list(zip(names, confidences, starts, ends, strict=False))  # starts and ends may repeat None
+    # Mostly one label per record: each a tuple of one label (what zip of one sequence gives), built in C.
+    by_record: dict[int, tuple[MachineLabel, ...]] = dict(zip(record_ids, zip(labels), strict=True))
+    if len(by_record) < len(rows):  # some records have several labels: gather them in order
+        by_record = {}
+        for record_id, label in zip(record_ids, labels, strict=True):
+            group = by_record.get(record_id)
+            by_record[record_id] = (label,) if group is None else (*group, label)
+    return by_record
+
+
 def _records_in(ids: list[int]) -> Any:
     """Label associations of these records: a range when the ids are nearly consecutive, else a list.
 
@@ -665,6 +712,8 @@ def _records_in(ids: list[int]) -> Any:
 def _any_of(column: Any, values: list[int]) -> Any:
     """``column IN (values)`` as equalities: an IN list would be expanded at run time, which PreparedSelect
     skips (both databases plan the two alike)."""
+    if not values:
+        return false()
     return column == values[0] if len(values) == 1 else or_(*(column == v for v in values))
 
 
