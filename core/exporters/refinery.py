@@ -292,7 +292,8 @@ def write_json(view: ProjectView, out: IO[bytes]) -> int:
         if chunk.ids:
             text = lines.encode(builder.column_values(chunk), len(chunk.ids))
             # One write per chunk: joining in memory is cheaper than a write per record.
-            out.write((b"\n" if n == 0 else b",\n") + text.encode("utf-8"))
+            out.write(b"\n" if n == 0 else b",\n")
+            out.write(text.encode("utf-8"))
             n += len(chunk.ids)
     out.write(b"\n]\n" if n else b"]\n")
     return n

@@ -646,11 +646,11 @@ def decoded_values(data: list[Any], attributes: list[Attribute], *, cast: bool) 
     """
     objects = _decode_all(data) if cast else [json.loads(d) if isinstance(d, str | bytes) else d for d in data]
     names = [a.name for a in attributes]  # read once: attributes of ORM objects are slow to read
-    if not all(type(o) is dict for o in objects):
+    if set(map(type, objects)) - {dict}:
         return None if cast else [[o.get(name) if isinstance(o, dict) else None for o in objects] for name in names]
     values: list[Sequence[Any]] = []
     for name, kind in zip(names, [a.data_type for a in attributes], strict=True):
-        column = [o.get(name) for o in objects]
+        column = list(map(dict.get, objects, repeat(name)))
         if cast:
             if not _EXACT_TYPES.get(kind, frozenset()).issuperset(set(map(type, column))):
                 return None
@@ -666,7 +666,7 @@ def _decode_all(data: list[Any]) -> list[Any]:
     """JSON texts decoded by orjson (objects the driver decoded kept); by the json module when orjson cannot
     read one (NaN, Infinity)."""
     try:
-        if all(type(d) is str for d in data):
+        if set(map(type, data)) == {str}:
             # One call for the chunk: joined by commas, JSON documents are the items of a JSON array.
             objects = orjson.loads("[" + ",".join(data) + "]")
             if len(objects) == len(data):  # else some text is not one document: decoded one by one, it fails
