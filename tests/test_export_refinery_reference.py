@@ -239,6 +239,8 @@ def test_json_lines_columns_of_one_type_write_what_the_encoder_writes() -> None:
         "strings and a trailing backslash": ["a\\", "b", "c", "d", "e"],
         "strings and one null": ["a", None, "b", "c", "d"],
         "few distinct": ["spam", "ham", "spam", None, "spam", "ham", "spam", "spam", "spam"],
+        "few distinct, many rows": ["spam", "ham", None, 'say "hi"', "ünï"] * 40,
+        "many distinct after a few": ["spam"] * 64 + [f"text {i}" for i in range(100)],
         "ints": [0, -1, 2**63 - 1, -(2**63), 7],
         "ints beyond 64 bits": [1, 2**64, -(2**70), 3],
         "floats": [0.1, 0.1 + 0.2, -0.0, 0.0, 1e-4, 9999999999999998.0, 1 / 3, 2.0**53, 123456.789],

@@ -357,7 +357,8 @@ class JsonLines:
             text = _orjson_or_empty(column)
             # orjson writes ints (of 64 bits) as repr does, and floats with repr's digits; but it writes
             # non-finite floats as null, and those below 1e-4 without repr's exponent: leave those to repr.
-            if len(text) > 2 and (kinds == _INT or ("e" not in text and "n" not in text and not _SMALL.search(text))):
+            if len(text) > 2 and (kinds == _INT or ("e" not in text and "n" not in text
+                                                    and ("0.0000" not in text or not _SMALL.search(text)))):
                 return text[1:-1].split(",")
         if len(kinds) == 1 and (kind := next(iter(kinds))) in (int, float):
             out = list(map(self.plain[kind], column))  # one type: no dispatch per value
@@ -372,8 +373,8 @@ class JsonLines:
 
     def _strings(self, column: Sequence[str | None], *, with_nulls: bool) -> list[str]:
         """A column of strings and None: distinct values encoded once, or all strings in one orjson call."""
-        distinct = set(column)
-        if 4 * len(distinct) <= len(column):  # labels, categories
+        # Labels, categories: a quarter or fewer distinct (a sample tells free text apart before hashing it all).
+        if 4 * len(set(column[:64])) <= min(len(column), 64) and 4 * len(distinct := set(column)) <= len(column):
             encoded = {v: "null" if v is None else encode_basestring(v) for v in distinct}
             return list(map(encoded.__getitem__, column))
         if not with_nulls:
