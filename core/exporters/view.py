@@ -652,11 +652,12 @@ def decoded_values(data: list[Any], attributes: list[Attribute], *, cast: bool) 
     for name, kind in zip(names, [a.data_type for a in attributes], strict=True):
         column = list(map(dict.get, objects, repeat(name)))
         if cast:
-            if not _EXACT_TYPES.get(kind, frozenset()).issuperset(set(map(type, column))):
+            types = set(map(type, column))
+            if not _EXACT_TYPES.get(kind, frozenset()).issuperset(types):
                 return None
-            if kind == AttributeType.INTEGER.value:
-                numbers = [v for v in column if v is not None]
-                if numbers and (min(numbers) < _INT64[0] or max(numbers) > _INT64[1]):
+            if kind == AttributeType.INTEGER.value and int in types:
+                numbers: list[Any] = [v for v in column if v is not None] if type(None) in types else column
+                if min(numbers) < _INT64[0] or max(numbers) > _INT64[1]:
                     return None
         values.append(column)
     return values
