@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import groupby, repeat
 from operator import itemgetter
 from typing import Any
@@ -202,7 +203,9 @@ class ProjectView:
         }
         self.sources = self._resolve_sources(options.sources)
         self._valid: dict[int, dict[int, Answer]] = {}
-        self._prepared: dict[tuple[Any, ...], PreparedSelect] = {}  # selects run chunk after chunk (_chunk_rows)
+        # Selects run chunk after chunk (_chunk_rows), built and compiled once.
+        self._statements: dict[tuple[Any, ...], Any] = {}
+        self._prepared: dict[tuple[Any, ...], PreparedSelect] = {}
 
     @classmethod
     def open(cls, session: Session, *, project: str, options: ExportOptions) -> ProjectView:
@@ -359,16 +362,19 @@ class ProjectView:
         if any(kinds[tid] == TaskKind.EXTRACTION.value for tid in task_ids):
             spans = [col(LabelAssociation.token_start), col(LabelAssociation.token_end),
                      col(LabelAssociation.char_start), col(LabelAssociation.char_end)]
-        # Naming the tasks' labels (every manual label is one of them) lets the database read (task, source,
-        # label, record) index entries alone, not the table's rows: about a third faster.
-        stmt = select(col(LabelAssociation.record_id), col(LabelAssociation.label_id), *spans,
-                      col(LabelAssociation.task_id)).where(
-            _any_of(col(LabelAssociation.task_id), task_ids),
-            col(LabelAssociation.source_type) == SourceType.MANUAL.value,
-            _any_of(col(LabelAssociation.label_id), sorted({label.id or 0 for tid in task_ids
-                                                            for label in self.labels.get(tid, [])})),
-        )
-        rows = self._chunk_rows(conn, ("valid", tuple(task_ids), bool(spans)), stmt, record_ids)
+        label_ids = sorted({label.id or 0 for tid in task_ids for label in self.labels.get(tid, [])})
+
+        def statement() -> Any:
+            # Naming the tasks' labels (every manual label is one of them) lets the database read (task, source,
+            # label, record) index entries alone, not the table's rows: about a third faster.
+            return select(col(LabelAssociation.record_id), col(LabelAssociation.label_id), *spans,
+                          col(LabelAssociation.task_id)).where(
+                _any_of(col(LabelAssociation.task_id), task_ids),
+                col(LabelAssociation.source_type) == SourceType.MANUAL.value,
+                _any_of(col(LabelAssociation.label_id), label_ids),
+            )
+
+        rows = self._chunk_rows(conn, ("valid", tuple(task_ids), bool(spans)), statement, record_ids)
         if max(record_ids) - min(record_ids) + 1 > len(record_ids):  # a range scan can hold other records
             in_chunk = set(record_ids)
             rows = [row for row in rows if row[0] in in_chunk]
@@ -484,37 +490,28 @@ class ProjectView:
     ) -> None:
         """Fill ``chunk.machine`` and ``chunk.columns`` with the labels of the chunk's records from ``wanted``.
 
-        One query per source kind, with only the columns it needs: weak supervision has one source, so its
-        rows carry no provenance; token columns only when an extraction task is exported.
+        One query per source kind (:func:`_machine_statement`).
         """
         spans = any(self.is_extraction(t) for t in self.tasks)
         ids = chunk.ids
         in_chunk = set(ids)
         for kind in kinds:
             named = kind != WEAK_SUPERVISION
-            cols: list[Any] = [col(LabelAssociation.task_id), col(LabelAssociation.record_id),
-                               col(LabelAssociation.label_id), col(LabelAssociation.confidence)]
-            if spans:
-                cols += [col(LabelAssociation.token_start), col(LabelAssociation.token_end)]
-            if named:
-                cols += [col(LabelAssociation.heuristic_id), col(LabelAssociation.source_name)]
-            # The order of the (task, source, record) index, and within a record the order of writing.
-            stmt = (
-                select(*cols)
-                .where(_any_of(col(LabelAssociation.task_id), task_ids), col(LabelAssociation.source_type) == kind)
-                .order_by(col(LabelAssociation.task_id), col(LabelAssociation.record_id), col(LabelAssociation.id))
-            )
-            rows = self._chunk_rows(conn, ("machine", kind, tuple(task_ids), spans), stmt, ids)
+            statement = partial(_machine_statement, kind, task_ids, spans=spans, named=named)
+            rows = self._chunk_rows(conn, ("machine", kind, tuple(task_ids), spans), statement, ids)
             self._group_labels(rows, kind, in_chunk, wanted, spans=spans, named=named, chunk=chunk)
 
-    def _chunk_rows(self, conn: Any, key: tuple[Any, ...], stmt: Any, ids: list[int]) -> list[Any]:
-        """Raw rows of a select of label associations, limited to the records ``ids``.
+    def _chunk_rows(self, conn: Any, key: tuple[Any, ...], statement: Callable[[], Any], ids: list[int]) -> list[Any]:
+        """Raw rows of a select of label associations (made by ``statement``), limited to the records ``ids``.
 
-        Records imported together have nearly consecutive ids: then a range of record ids, which scans the
-        (task, source, record) index, with the select compiled once per export (as ``key``) and run chunk after
-        chunk; rows of records in the range but not among ``ids`` are the caller's to skip. Otherwise the list
-        of ids, compiled for the chunk.
+        The select is made once per export (as ``key``): building one costs as much as reading a chunk's
+        labels. Records imported together have nearly consecutive ids: then a range of record ids, which scans
+        the (task, source, record) index, with the select compiled once too; rows of records in the range but
+        not among ``ids`` are the caller's to skip. Otherwise the list of ids, compiled for the chunk.
         """
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = statement()
         low, high = min(ids), max(ids)
         record_id = col(LabelAssociation.record_id)
         if high - low >= 2 * len(ids):
@@ -708,6 +705,23 @@ def _records_in(ids: list[int]) -> Any:
     if high - low < 2 * len(ids):
         return col(LabelAssociation.record_id).between(low, high)
     return col(LabelAssociation.record_id).in_(ids)
+
+
+def _machine_statement(kind: str, task_ids: list[int], *, spans: bool, named: bool) -> Any:
+    """The select of machine labels of one source kind, with only the columns it needs: weak supervision has
+    one source, so its rows carry no provenance; token columns only when an extraction task is exported."""
+    cols: list[Any] = [col(LabelAssociation.task_id), col(LabelAssociation.record_id),
+                       col(LabelAssociation.label_id), col(LabelAssociation.confidence)]
+    if spans:
+        cols += [col(LabelAssociation.token_start), col(LabelAssociation.token_end)]
+    if named:
+        cols += [col(LabelAssociation.heuristic_id), col(LabelAssociation.source_name)]
+    # The order of the (task, source, record) index, and within a record the order of writing.
+    return (
+        select(*cols)
+        .where(_any_of(col(LabelAssociation.task_id), task_ids), col(LabelAssociation.source_type) == kind)
+        .order_by(col(LabelAssociation.task_id), col(LabelAssociation.record_id), col(LabelAssociation.id))
+    )
 
 
 def _any_of(column: Any, values: list[int]) -> Any:
