@@ -299,6 +299,13 @@ def test_values_decoded_in_python_equal_the_sql_extraction(engine: Engine, tmp_p
         assert decoded_values(texts, fitting_view.all_attributes[:5], cast=True) is not None
         for bad in misfits:
             assert decoded_values([*texts, json.dumps(bad)], fitting_view.all_attributes[:5], cast=True) is None, bad
+        # Data that is not a JSON object (not written by Loupe): SQL extracts, or nothing to read in it.
+        text_attribute = fitting_view.all_attributes[:1]
+        first = fitting[0]["text"]
+        assert decoded_values([texts[0], "[1, 2]"], text_attribute, cast=True) is None
+        assert decoded_values([texts[0], "[1, 2]"], text_attribute, cast=False) == [[first, None]]
+        # Objects the driver decoded (PostgreSQL) next to texts.
+        assert decoded_values([fitting[0], texts[1]], text_attribute, cast=True) == [[first, ""]]
 
 
 def test_one_weak_label_per_record_as_columns(engine: Engine, tmp_path: Path) -> None:

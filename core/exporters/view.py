@@ -643,20 +643,20 @@ def decoded_values(data: list[Any], attributes: list[Attribute], *, cast: bool) 
     """
     objects = _decode_all(data) if cast else [json.loads(d) if isinstance(d, str | bytes) else d for d in data]
     names = [a.name for a in attributes]  # read once: attributes of ORM objects are slow to read
-    if set(map(type, objects)) - {dict}:
+    try:
+        values: list[Sequence[Any]] = [list(map(dict.get, objects, repeat(name))) for name in names]
+    except TypeError:  # a record's data is not a JSON object
         return None if cast else [[o.get(name) if isinstance(o, dict) else None for o in objects] for name in names]
-    values: list[Sequence[Any]] = []
-    for name, kind in zip(names, [a.data_type for a in attributes], strict=True):
-        column = list(map(dict.get, objects, repeat(name)))
-        if cast:
-            types = set(map(type, column))
-            if not _EXACT_TYPES.get(kind, frozenset()).issuperset(types):
+    if not cast:
+        return values
+    for column, kind in zip(values, [a.data_type for a in attributes], strict=True):
+        types = set(map(type, column))
+        if not _EXACT_TYPES.get(kind, frozenset()).issuperset(types):
+            return None
+        if kind == AttributeType.INTEGER.value and int in types:
+            numbers: Sequence[Any] = [v for v in column if v is not None] if type(None) in types else column
+            if min(numbers) < _INT64[0] or max(numbers) > _INT64[1]:
                 return None
-            if kind == AttributeType.INTEGER.value and int in types:
-                numbers: list[Any] = [v for v in column if v is not None] if type(None) in types else column
-                if min(numbers) < _INT64[0] or max(numbers) > _INT64[1]:
-                    return None
-        values.append(column)
     return values
 
 
@@ -664,12 +664,14 @@ def _decode_all(data: list[Any]) -> list[Any]:
     """JSON texts decoded by orjson (objects the driver decoded kept); by the json module when orjson cannot
     read one (NaN, Infinity)."""
     try:
-        if set(map(type, data)) == {str}:
+        try:
             # One call for the chunk: joined by commas, JSON documents are the items of a JSON array.
             objects = orjson.loads("[" + ",".join(data) + "]")
-            if len(objects) == len(data):  # else some text is not one document: decoded one by one, it fails
-                return list(objects)
-        return [orjson.loads(d) if isinstance(d, str | bytes) else d for d in data]
+        except TypeError:  # not all texts (objects the driver decoded, bytes)
+            return [orjson.loads(d) if isinstance(d, str | bytes) else d for d in data]
+        if len(objects) == len(data):  # else some text is not one document: decoded one by one, it fails
+            return list(objects)
+        return [orjson.loads(d) for d in data]
     except orjson.JSONDecodeError:
         return [json.loads(d) if isinstance(d, str | bytes) else d for d in data]
 
