@@ -37,11 +37,20 @@ def distribution_chart(distribution: pd.DataFrame, *, big: bool = False) -> go.F
 
 
 def confidence_chart(histogram: pd.DataFrame, *, big: bool = False) -> go.Figure:
-    """Bars of the weak-supervision confidence histogram."""
-    frame = histogram.assign(bin=[f"{a:.1f}–{b:.1f}" for a, b in zip(histogram["bin_start"], histogram["bin_end"],
-                                                                       strict=True)])
-    figure = px.bar(frame, x="bin", y="count", text="count", color_discrete_sequence=[WEAK_COLOR])
-    figure.update_layout(xaxis_title="confidence", yaxis_title="labels")
+    """Bars of the weak-supervision confidence histogram on a numeric 0–1 axis.
+
+    Bars sit between their edges so the axis reads as a number line; text labels per bin
+    ("0.0–0.1" ten times) ran into each other on a half-width chart.
+    """
+    start, end = histogram["bin_start"].to_numpy(float), histogram["bin_end"].to_numpy(float)
+    ranges = [f"{a:.1f}–{b:.1f}" for a, b in zip(start, end, strict=True)]
+    figure = go.Figure(go.Bar(
+        x=(start + end) / 2, y=histogram["count"], width=end - start, text=histogram["count"],
+        customdata=ranges, marker={"color": WEAK_COLOR, "line": {"color": "white", "width": 1}},
+        hovertemplate="confidence %{customdata}: %{y} labels<extra></extra>",
+    ))
+    figure.update_layout(xaxis_title="confidence", yaxis_title="labels",
+                         xaxis={"range": [-0.01, 1.01], "dtick": 0.1, "tickformat": ".1f"})
     return _style(figure, height=320, big=big)
 
 
