@@ -214,7 +214,7 @@ class RowBuilder:
             order = self.view.label_order
             return [order(list(answer), step.task_id) if isinstance(answer, frozenset) and answer else None
                     for answer in map(valid.get, chunk.ids)]
-        return [valid.get(rid) for rid in chunk.ids]
+        return list(map(valid.get, chunk.ids))
 
     def _machine(self, chunk: LabelChunk, step: _Step) -> tuple[list[Any], list[Any]]:
         one_each = chunk.columns.get((step.task_id, step.source))

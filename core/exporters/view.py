@@ -458,10 +458,10 @@ class ProjectView:
         conn = self.session.connection()
         data = [col(Record.id), col(Record.running_id), col(Record.data)]
         for rows in self._pages(data, raw=True, chunk_size=chunk_size):
-            ids = [row[0] for row in rows]
+            ids = list(map(itemgetter(0), rows))
             # Values decoded in Python (several times faster than extracting them in SQL), unless one would
             # differ from what the SQL extraction gives (a value not of its attribute's type): then extracted.
-            values = decoded_values([row[2] for row in rows], attributes, cast=extract)
+            values = decoded_values(list(map(itemgetter(2), rows)), attributes, cast=extract)
             if values is None:
                 values = self._extracted_values(conn, ids, attributes)
             chunk = LabelChunk(ids, values)
@@ -540,9 +540,9 @@ class ProjectView:
             spans_of = {t.id or 0 for t in self.tasks if self.is_extraction(t)}
             for task_id, same_task in groupby(rows, key=itemgetter(0)):  # rows come task by task
                 task_rows = list(same_task)
-                if task_id not in spans_of and [row[1] for row in task_rows] == chunk.ids:  # one label per record
-                    chunk.columns[(task_id, source)] = ([label_name[row[2]] for row in task_rows],
-                                                        [row[3] for row in task_rows])
+                if task_id not in spans_of and list(map(itemgetter(1), task_rows)) == chunk.ids:  # one per record
+                    names = list(map(label_name.__getitem__, map(itemgetter(2), task_rows)))
+                    chunk.columns[(task_id, source)] = (names, list(map(itemgetter(3), task_rows)))
                 else:
                     out[(task_id, source)] = _labels_by_record(task_rows, label_name, spans=spans)
             return
