@@ -102,6 +102,9 @@ def build(db: Path, n: int) -> None:
                 assoc.append({**common, "label_id": ws.id, "source_type": "WEAK_SUPERVISION", "annotator_id": None,
                               "confidence": round(rng.uniform(0.5, 1.0), 4)})
             session.execute(insert(LabelAssociation), assoc)
+    # Closing the builder's connections checkpoints SQLite's write-ahead log (some 80 MB after one big
+    # transaction) into the database: the workers read the store at rest, not through the log.
+    engine.dispose()
 
 
 def worker_loupe(db: Path, out: Path, repeat: int) -> dict[str, Any]:
