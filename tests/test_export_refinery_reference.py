@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from core.exporters import ExportOptions, export_project, parse_rows
 from core.exporters.options import MANUAL
@@ -183,6 +184,26 @@ def test_chunked_export_writes_the_reference_bytes(engine: Engine, demo: Labeled
     assert rows[0]["__topics__WEAK_SUPERVISION__confidence"] == [0.5, None]
     assert rows[4]["__topics__MANUAL"] == ["music", "other"]  # carol's whole answer carries the gold star
     assert rows[5]["__topics__MANUAL"] is None  # alice and bob disagree, no gold
+
+
+def test_small_chunks_out_of_id_order_write_the_reference_bytes(
+    engine: Engine, demo: LabeledDemo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Running ids 1 and 8 swapped: the first chunk of three holds ids 8, 2 and 3, so the range of record ids its
+    # labels are read by also holds ids 4 to 7 of later chunks, whose labels must not land in this one.
+    with session_scope(engine) as session:
+        project_id = get_project(session, demo.name).id or 0
+        first, eighth = (session.exec(select(Record).where(Record.project_id == project_id,
+                                                           Record.running_id == running)).one()
+                         for running in (1, 8))
+        first.running_id, eighth.running_id = -1, 1
+        session.flush()
+        first.running_id = 8
+    original = ProjectView.label_chunks
+    monkeypatch.setattr(ProjectView, "label_chunks", lambda self, **kw: original(self, **{**kw, "chunk_size": 3}))
+    options = ExportOptions(sources=ALL_SOURCES)
+    export_project(engine, project=demo.name, options=options, out=tmp_path / "small.json")
+    assert (tmp_path / "small.json").read_bytes() == reference_json(engine, demo.name, options)
 
 
 class Word(str):

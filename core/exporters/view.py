@@ -374,10 +374,7 @@ class ProjectView:
                 _any_of(col(LabelAssociation.label_id), label_ids),
             )
 
-        rows = self._chunk_rows(conn, ("valid", tuple(task_ids), bool(spans)), statement, record_ids)
-        if max(record_ids) - min(record_ids) + 1 > len(record_ids):  # a range scan can hold other records
-            in_chunk = set(record_ids)
-            rows = [row for row in rows if row[0] in in_chunk]
+        rows = self._chunk_rows(conn, ("valid", tuple(task_ids), bool(spans)), statement, record_ids, record_at=0)
         by_task: dict[int, list[Any]] = {task_ids[0]: rows} if len(task_ids) == 1 else {}
         if len(task_ids) > 1:
             for row in rows:
@@ -494,40 +491,45 @@ class ProjectView:
         """
         spans = any(self.is_extraction(t) for t in self.tasks)
         ids = chunk.ids
-        in_chunk = set(ids)
         for kind in kinds:
             named = kind != WEAK_SUPERVISION
             statement = partial(_machine_statement, kind, task_ids, spans=spans, named=named)
-            rows = self._chunk_rows(conn, ("machine", kind, tuple(task_ids), spans), statement, ids)
-            self._group_labels(rows, kind, in_chunk, wanted, spans=spans, named=named, chunk=chunk)
+            rows = self._chunk_rows(conn, ("machine", kind, tuple(task_ids), spans), statement, ids, record_at=1)
+            self._group_labels(rows, kind, wanted, spans=spans, named=named, chunk=chunk)
 
-    def _chunk_rows(self, conn: Any, key: tuple[Any, ...], statement: Callable[[], Any], ids: list[int]) -> list[Any]:
-        """Raw rows of a select of label associations (made by ``statement``), limited to the records ``ids``.
+    def _chunk_rows(
+        self, conn: Any, key: tuple[Any, ...], statement: Callable[[], Any], ids: list[int], *, record_at: int
+    ) -> list[Any]:
+        """Raw rows of a select of label associations (made by ``statement``) of the records ``ids`` only.
 
         The select is made once per export (as ``key``): building one costs as much as reading a chunk's
-        labels. Records imported together have nearly consecutive ids: then a range of record ids, which scans
-        the (task, source, record) index, with the select compiled once too; rows of records in the range but
-        not among ``ids`` are the caller's to skip. Otherwise the list of ids, compiled for the chunk.
+        labels. Records imported together have nearly consecutive ids: then a range of record ids
+        (:func:`_nearly_consecutive`), which scans the (task, source, record) index, with the select compiled
+        once too; rows of records in the range but not among ``ids`` (their record id is column ``record_at``)
+        are dropped here. Otherwise the list of ids, compiled for the chunk.
         """
         stmt = self._statements.get(key)
         if stmt is None:
             stmt = self._statements[key] = statement()
-        low, high = min(ids), max(ids)
         record_id = col(LabelAssociation.record_id)
-        if high - low >= 2 * len(ids):
+        if not _nearly_consecutive(ids):
             return fetch_rows(conn, stmt.where(record_id.in_(ids)), raw=True)
         prepared = self._prepared.get(key)
         if prepared is None:
             prepared = PreparedSelect(conn, stmt.where(record_id.between(bindparam("low"), bindparam("high"))))
             self._prepared[key] = prepared
-        return prepared.rows(low=low, high=high)
+        low, high = min(ids), max(ids)
+        rows = prepared.rows(low=low, high=high)
+        if high - low + 1 > len(ids):  # the range holds records of other chunks
+            in_chunk = set(ids)
+            rows = [row for row in rows if row[record_at] in in_chunk]
+        return rows
 
     def _group_labels(
-        self, rows: list[Any], kind: str, in_chunk: set[int], wanted: set[SourceKey], *, spans: bool, named: bool,
-        chunk: LabelChunk,
+        self, rows: list[Any], kind: str, wanted: set[SourceKey], *, spans: bool, named: bool, chunk: LabelChunk,
     ) -> None:
         """Put rows ``(task id, record id, label id, confidence[, token start, end][, heuristic id, source
-        name])`` of one source kind into ``chunk``, leaving out records not in the chunk and sources not
+        name])`` of one source kind, all of the chunk's records, into ``chunk``, leaving out sources not
         wanted."""
         label_name = self.label_name
         out = chunk.machine
@@ -535,8 +537,6 @@ class ProjectView:
             source: SourceKey | None = (kind, None)
             if source not in wanted:
                 return
-            if in_chunk and len(in_chunk) <= max(in_chunk) - min(in_chunk):  # a range holding other records
-                rows = [row for row in rows if row[1] in in_chunk]
             spans_of = {t.id or 0 for t in self.tasks if self.is_extraction(t)}
             for task_id, same_task in groupby(rows, key=itemgetter(0)):  # rows come task by task
                 task_rows = list(same_task)
@@ -553,8 +553,6 @@ class ProjectView:
         by_record: dict[int, tuple[MachineLabel, ...]] = {}
         for row in rows:
             rid = row[1]
-            if rid not in in_chunk:
-                continue
             source = fixed
             if named:
                 origin = (row[-2], row[-1])
@@ -703,10 +701,14 @@ def _records_in(ids: list[int]) -> Any:
     Records imported together have consecutive ids: a range scan of the (task, source, record) index beats
     thousands of lookups. Rows of records outside the chunk must then be skipped by the caller.
     """
-    low, high = min(ids), max(ids)
-    if high - low < 2 * len(ids):
-        return col(LabelAssociation.record_id).between(low, high)
+    if _nearly_consecutive(ids):
+        return col(LabelAssociation.record_id).between(min(ids), max(ids))
     return col(LabelAssociation.record_id).in_(ids)
+
+
+def _nearly_consecutive(ids: list[int]) -> bool:
+    """Whether a range scan over ``ids`` reads at most about twice as many records as there are ids."""
+    return max(ids) - min(ids) < 2 * len(ids)
 
 
 def _machine_statement(kind: str, task_ids: list[int], *, spans: bool, named: bool) -> Any:
