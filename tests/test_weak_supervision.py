@@ -56,6 +56,19 @@ def weak_labels(reviews: Reviews, task_id: int | None = None) -> dict[str, tuple
         return {key: (name, conf, sid) for key, name, conf, sid in session.execute(stmt).all()}
 
 
+def weak_label_rows(reviews: Reviews, task_id: int) -> list[tuple[str, str, float]]:
+    """Sorted (record key, label, confidence) of every stored weak-supervision label: several per record
+    for multi-label tasks, which :func:`weak_labels` keys by record."""
+    stmt = (
+        select(Record.key, Label.name, LabelAssociation.confidence)
+        .join(Record, Record.id == LabelAssociation.record_id)
+        .join(Label, Label.id == LabelAssociation.label_id)
+        .where(LabelAssociation.task_id == task_id, LabelAssociation.source_type == SourceType.WEAK_SUPERVISION.value)
+    )
+    with session_scope(reviews.engine) as session:
+        return sorted(session.execute(stmt).all())  # type: ignore[arg-type]
+
+
 def test_majority_labels_only_records_with_a_clear_vote(reviews: Reviews) -> None:
     store_votes(reviews)
     run = run_weak_supervision(reviews.engine, project_id=reviews.project_id, task_id=reviews.sentiment,
@@ -144,15 +157,7 @@ def test_multilabel_tasks_get_every_assigned_label(reviews: Reviews) -> None:
         topics = create_task(session, project=project, name="topics", kind="multilabel", labels=["plot", "food"]).id
     store_votes(reviews, topics, {"story": {"1": "plot", "3": "plot", "5": "plot"}, "menu": {"5": "food"}})
     run = run_weak_supervision(reviews.engine, project_id=reviews.project_id, task_id=topics or 0, model="majority")
-    stmt = (
-        select(Record.key, Label.name)
-        .select_from(LabelAssociation)
-        .join(Record, Record.id == LabelAssociation.record_id)
-        .join(Label, Label.id == LabelAssociation.label_id)
-        .where(LabelAssociation.task_id == topics, LabelAssociation.source_type == SourceType.WEAK_SUPERVISION.value)
-    )
-    with session_scope(reviews.engine) as session:
-        assigned = sorted(session.execute(stmt).all())
+    assigned = [(key, name) for key, name, _ in weak_label_rows(reviews, topics or 0)]
     assert assigned == [("1", "plot"), ("3", "plot"), ("5", "food"), ("5", "plot")]
     assert (run.n_labeled, run.n_labels) == (3, 4)
 
@@ -170,15 +175,7 @@ def test_default_model_on_a_multilabel_task_assigns_every_voted_label(reviews: R
     })
     run = run_weak_supervision(reviews.engine, project_id=reviews.project_id, task_id=topics)
     assert run.model == weak_supervision.DEFAULT_MODEL
-    stmt = (
-        select(Record.key, Label.name, LabelAssociation.confidence)
-        .select_from(LabelAssociation)
-        .join(Record, Record.id == LabelAssociation.record_id)
-        .join(Label, Label.id == LabelAssociation.label_id)
-        .where(LabelAssociation.task_id == topics, LabelAssociation.source_type == SourceType.WEAK_SUPERVISION.value)
-    )
-    with session_scope(reviews.engine) as session:
-        assigned = sorted(session.execute(stmt).all())
+    assigned = weak_label_rows(reviews, topics)
     assert [(k, name) for k, name, _ in assigned] == [
         ("1", "plot"), ("2", "plot"), ("3", "plot"), ("4", "fun"), ("5", "food"), ("5", "fun"),
     ]  # record 6 has no vote and gets nothing
