@@ -186,14 +186,25 @@ DEFAULT_INDEXED_TYPES = {AttributeType.CATEGORY.value, AttributeType.INTEGER.val
                          AttributeType.BOOLEAN.value}
 
 
+# Indexes older stores have that a wider declared index now serves (its prefix): dropped once the wider one exists.
+RETIRED_INDEXES = {"ix_assoc_task_source_record": "ix_assoc_task_source_record_label"}
+
+
 def ensure_browse_indexes(engine: Engine) -> list[str]:
-    """Create the browser's indexes where missing (a few seconds per million records); returns those created."""
+    """Create the browser's indexes, and the store's declared ones, where missing (a few seconds per million
+    records), and drop retired ones; returns the names of those created."""
     created = []
     existing = index_names(engine)
-    for index in BROWSE_INDEXES:
+    declared = [i for table in (ASSOC, RECORD) for i in sorted(table.indexes, key=lambda i: str(i.name))]
+    for index in {str(i.name): i for i in (*BROWSE_INDEXES, *declared)}.values():
         if index.name not in existing:
             index.create(engine)
             created.append(str(index.name))
+    retired = [old for old, new in RETIRED_INDEXES.items() if old in existing and (new in existing or new in created)]
+    if retired:
+        with engine.begin() as conn:
+            for name in retired:
+                conn.execute(text(f"DROP INDEX {name}"))
     _analyze(engine, [n for n in created if "assoc" in n], table=ASSOC.name)
     _analyze(engine, [n for n in created if "record" in n], table=RECORD.name)
     return created

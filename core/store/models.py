@@ -126,7 +126,11 @@ class LabelAssociation(SQLModel, table=True):
     """One label given to one record (or one span of it) by one source."""
 
     __table_args__ = (
-        Index("ix_assoc_task_source_record", "task_id", "source_type", "record_id"),
+        # Covering for the reads of a task's labels from one source, record by record in writing order (exports,
+        # label models): the label and confidence come from the index, not the table. It replaced
+        # (task_id, source_type, record_id), its prefix, which browse_indexes.RETIRED_INDEXES drops.
+        Index("ix_assoc_task_source_record_label", "task_id", "source_type", "record_id", "id", "label_id",
+              "confidence"),
         Index("ix_assoc_record_task", "record_id", "task_id"),
         Index("ix_assoc_project_source", "project_id", "source_type"),
     )
