@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -139,7 +140,9 @@ def single_row_answers(kind: str, rows: Iterable[Sequence[Any]], names: Mapping[
         return {row[0]: ((names[row[1]], *row[2:6]),) for row in rows}
     if kind == TaskKind.MULTILABEL.value:
         return {row[0]: frozenset((names[row[1]],)) for row in rows}
-    return {row[0]: names[row[1]] for row in rows}
+    rows = rows if isinstance(rows, list) else list(rows)
+    # Built in C (zip and map): exports read this for every record.
+    return dict(zip(map(itemgetter(0), rows), map(names.__getitem__, map(itemgetter(1), rows)), strict=True))
 
 
 def _literal_ids(ids: list[int]) -> BindParameter[list[int]]:

@@ -29,7 +29,7 @@ from sqlmodel import select
 from core.exporters import ExportOptions, export_project, parse_rows
 from core.exporters.options import MANUAL
 from core.exporters.refinery import EXTRACTION, MULTILABEL, JsonLines, bio_tags, cell, manual_spans, plan_columns
-from core.exporters.view import Assoc, ProjectView, RecordView, decoded_values
+from core.exporters.view import Assoc, ProjectView, RecordView, _split_joined, decoded_values, in_running_order
 from core.store import session_scope
 from core.store.heuristics import Heuristic
 from core.store.models import Attribute, Project, Record
@@ -376,3 +376,74 @@ def test_one_weak_label_per_record_as_columns(engine: Engine, tmp_path: Path) ->
     rows = json.loads((tmp_path / "fast.json").read_text(encoding="utf-8"))  # reversed: record 0 is last
     assert rows[-1]["__multilabel__WEAK_SUPERVISION"] == ["b"] and rows[-1]["__classification__MANUAL"] == "a"
     assert rows[-1]["__multilabel__WEAK_SUPERVISION__confidence"] == [0.5]
+
+
+def test_stored_texts_stand_for_the_attributes_only_when_they_are_what_the_export_writes(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A chunk's stored JSON texts are copied in place of its attribute columns when each holds exactly the
+    exported attributes, in order, with values of their types; else the values are encoded. The bytes are the
+    reference's either way."""
+    from sqlalchemy import text
+
+    from core.store.models import Label, LabelAssociation, LabelingTask
+
+    kinds = {"text": "TEXT", "score": "FLOAT", "n": "INTEGER", "flag": "BOOLEAN"}
+    fitting = [{"text": "ünï \"q\" \\ 😀 \t", "score": 0.1, "n": -3, "flag": True},
+               {"text": "", "score": 1e-7, "n": 2**63 - 1, "flag": None},
+               {"text": "x", "score": None, "n": None, "flag": False}]
+    odd = {"other order": {"n": 1, "text": "a", "score": 0.5, "flag": True},
+           "extra key": {**fitting[0], "x": 1},
+           "missing key": {"text": "a", "score": 0.5, "n": 1},
+           "huge float": {"text": "a", "score": 2**64, "n": 1, "flag": True},  # orjson reads a float
+           "not its type": {"text": 5, "score": 0.5, "n": 1, "flag": True}}
+    projects = {"fitting": fitting, **{name: [*fitting, data] for name, data in odd.items()}}
+    with session_scope(engine) as session:
+        for name, records in projects.items():
+            project = Project(name=name)
+            session.add(project)
+            session.flush()
+            pid = project.id or 0
+            for position, (attribute, kind) in enumerate(kinds.items()):
+                session.add(Attribute(project_id=pid, name=attribute, data_type=kind, position=position))
+            task = LabelingTask(project_id=pid, name="spam", kind="classification")
+            session.add(task)
+            session.flush()
+            label = Label(task_id=task.id or 0, name="spam")
+            rows = [Record(project_id=pid, running_id=i + 1, key=str(i + 1), data=data)
+                    for i, data in enumerate(records)]
+            session.add_all([label, *rows])
+            session.flush()
+            session.add(LabelAssociation(project_id=pid, record_id=rows[0].id or 0, task_id=task.id or 0,
+                                         label_id=label.id or 0, is_gold=False))
+
+    def copied(name: str) -> bool:
+        with session_scope(engine) as session:
+            return next(ProjectView.open(session, project=name, options=ExportOptions()).label_chunks()).texts \
+                is not None
+
+    for name in projects:
+        assert copied(name) == (name == "fitting"), name
+        export_project(engine, project=name, options=ExportOptions(), out=tmp_path / "fast.json")
+        assert (tmp_path / "fast.json").read_bytes() == reference_json(engine, name, ExportOptions()), name
+    # Written by another program, with a line break: the page is read as rows and its values encoded, so each
+    # object keeps to its line.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE record SET data = :data WHERE key = '2' AND project_id = "
+                          "(SELECT id FROM project WHERE name = 'fitting')"),
+                     {"data": '{"text": "x",\n"score": 0.5, "n": 1, "flag": true}'})
+    assert not copied("fitting")
+    export_project(engine, project="fitting", options=ExportOptions(), out=tmp_path / "fast.json")
+    written = (tmp_path / "fast.json").read_bytes()
+    assert written == reference_json(engine, "fitting", ExportOptions())
+    assert len(written.decode().splitlines()) == 2 + len(fitting)
+    assert json.loads(written)[1]["score"] == 0.5
+
+
+def test_a_page_sqlite_joined_is_put_in_running_order() -> None:
+    assert in_running_order([5, 6], [1, 2], ["a", "b"]) == ([5, 6], [1, 2], ["a", "b"])
+    assert in_running_order([5, 6, 7], [3, 1, 2], ["a", "b", "c"]) == ([6, 7, 5], [1, 2, 3], ["b", "c", "a"])
+    assert _split_joined([("1,2", "3,4", 2)]) == [(1, 3), (2, 4)]
+    assert _split_joined([(None, None, 0)]) == []
+    with pytest.raises(ValueError, match="null"):
+        _split_joined([("1,2", "3", 2)])

@@ -288,9 +288,13 @@ def write_json(view: ProjectView, out: IO[bytes]) -> int:
     lines = JsonLines(builder.keys, list_positions=builder.list_positions)
     n = 0
     out.write(b"[")
+    # The stored texts of the records can stand for the attribute columns when those come first, in order.
+    covered = len(builder.attributes)
+    if builder.attribute_positions != [(i, i) for i in range(covered)]:
+        covered = 0
     for chunk in view.label_chunks(attributes=builder.attributes):
         if chunk.ids:
-            text = lines.encode(builder.column_values(chunk), len(chunk.ids))
+            text = lines.encode(builder.column_values(chunk), len(chunk.ids), texts=chunk.texts, covered=covered)
             # One write per chunk: joining in memory is cheaper than a write per record.
             out.write(b"\n" if n == 0 else b",\n")
             out.write(text.encode("utf-8"))
@@ -331,19 +335,28 @@ class JsonLines:
             bool: lambda v: "true" if v else "false",
         }
 
-    def encode(self, columns: list[Sequence[Any]], n: int) -> str:
-        """``n`` objects from their columns (one per key), joined by ``",\\n"``."""
+    def encode(
+        self, columns: list[Sequence[Any]], n: int, *, texts: Sequence[str] | None = None, covered: int = 0
+    ) -> str:
+        """``n`` objects from their columns (one per key), joined by ``",\\n"``.
+
+        ``texts``, when given, are JSON objects (``{...}``) of the first ``covered`` keys, as this encoder
+        writes them, one per line: copied in place of encoding those columns.
+        """
         if not self.keys:
             return ",\n".join(["{}"] * n)
         if not self.by_columns:
             return ",\n".join(map(self.encoder.encode, (dict(zip(self.keys, values, strict=True))
                                                          for values in zip(*columns, strict=True))))
+        if texts is None or not 0 < covered <= len(self.keys):
+            covered = 0
         encoded = [self._lists(column) if i in self.list_positions else self._values(column)
-                   for i, column in enumerate(columns)]
+                   for i, column in enumerate(columns) if i >= covered]
         # Each line is its constant pieces (keys and punctuation) interleaved with its values: one join of all
-        # of them, about twice as fast as formatting line by line.
-        pieces: list[Iterable[str]] = []
-        for constant, values in zip(self.constants[:-1], encoded, strict=True):
+        # of them, about twice as fast as formatting line by line. Copied texts stand for the first constants
+        # and values, less their closing brace.
+        pieces: list[Iterable[str]] = [] if not covered else [[text[:-1] for text in texts or ()]]
+        for constant, values in zip(self.constants[covered:-1], encoded, strict=True):
             pieces += (repeat(constant, n), values)
         pieces.append(repeat(self.constants[-1] + ",\n", n))
         return "".join(chain.from_iterable(zip(*pieces, strict=True)))[:-2]
