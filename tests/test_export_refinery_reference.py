@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.exporters import ExportOptions, export_project, parse_rows
 from core.exporters.options import MANUAL
@@ -285,6 +285,26 @@ def test_json_lines_columns_of_one_type_write_what_the_encoder_writes() -> None:
             JsonLines(["x"]).encode([[0.5, bad]], 2)
 
 
+def add_projects(
+    session: Session, kinds: dict[str, str], projects: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[Record]]:
+    """Projects named as ``projects`` keys, each with the attributes ``kinds`` (name → type) and a record per
+    data dict, in running-id order; returns each project's records."""
+    out = {}
+    for name, records in projects.items():
+        project = Project(name=name)
+        session.add(project)
+        session.flush()
+        pid = project.id or 0
+        for position, (attribute, kind) in enumerate(kinds.items()):
+            session.add(Attribute(project_id=pid, name=attribute, data_type=kind, position=position))
+        out[name] = [Record(project_id=pid, running_id=i + 1, key=str(i + 1), data=data)
+                     for i, data in enumerate(records)]
+        session.add_all(out[name])
+        session.flush()
+    return out
+
+
 def test_values_decoded_in_python_equal_the_sql_extraction(engine: Engine, tmp_path: Path) -> None:
     """Record values are decoded in Python unless one is not of its attribute's type: then SQL extracts them,
     as the reference (record by record, values extracted in SQL) does. Names SQL cannot extract are decoded."""
@@ -302,15 +322,7 @@ def test_values_decoded_in_python_equal_the_sql_extraction(engine: Engine, tmp_p
     unusual = [{"score": 2**64}, {"score": -(2**70)}, {"score": 10**400}]
     projects = {"fitting": fitting, **{f"odd {i}": [*fitting, odd] for i, odd in enumerate(misfits + unusual)}}
     with session_scope(engine) as session:
-        for name, records in projects.items():
-            project = Project(name=name)
-            session.add(project)
-            session.flush()
-            pid = project.id or 0
-            for position, (attribute, kind) in enumerate(kinds.items()):
-                session.add(Attribute(project_id=pid, name=attribute, data_type=kind, position=position))
-            session.add_all(Record(project_id=pid, running_id=i + 1, key=str(i + 1), data=data)
-                            for i, data in enumerate(records))
+        add_projects(session, kinds, projects)
     for name in projects:
         export_project(engine, project=name, options=ExportOptions(), out=tmp_path / "fast.json")
         assert (tmp_path / "fast.json").read_bytes() == reference_json(engine, name, ExportOptions()), name
@@ -399,23 +411,15 @@ def test_stored_texts_stand_for_the_attributes_only_when_they_are_what_the_expor
            "not its type": {"text": 5, "score": 0.5, "n": 1, "flag": True}}
     projects = {"fitting": fitting, **{name: [*fitting, data] for name, data in odd.items()}}
     with session_scope(engine) as session:
-        for name, records in projects.items():
-            project = Project(name=name)
-            session.add(project)
-            session.flush()
-            pid = project.id or 0
-            for position, (attribute, kind) in enumerate(kinds.items()):
-                session.add(Attribute(project_id=pid, name=attribute, data_type=kind, position=position))
-            task = LabelingTask(project_id=pid, name="spam", kind="classification")
+        for first in (records[0] for records in add_projects(session, kinds, projects).values()):
+            task = LabelingTask(project_id=first.project_id, name="spam", kind="classification")
             session.add(task)
             session.flush()
             label = Label(task_id=task.id or 0, name="spam")
-            rows = [Record(project_id=pid, running_id=i + 1, key=str(i + 1), data=data)
-                    for i, data in enumerate(records)]
-            session.add_all([label, *rows])
+            session.add(label)
             session.flush()
-            session.add(LabelAssociation(project_id=pid, record_id=rows[0].id or 0, task_id=task.id or 0,
-                                         label_id=label.id or 0, is_gold=False))
+            session.add(LabelAssociation(project_id=first.project_id, record_id=first.id or 0,
+                                         task_id=task.id or 0, label_id=label.id or 0, is_gold=False))
 
     def copied(name: str) -> bool:
         with session_scope(engine) as session:

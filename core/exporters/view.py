@@ -793,8 +793,9 @@ def _records_in(ids: list[int]) -> Any:
     Records imported together have consecutive ids: a range scan of the (task, source, record) index beats
     thousands of lookups. Rows of records outside the chunk must then be skipped by the caller.
     """
-    if _nearly_consecutive(ids, min(ids), max(ids)):
-        return col(LabelAssociation.record_id).between(min(ids), max(ids))
+    low, high = min(ids), max(ids)
+    if _nearly_consecutive(ids, low, high):
+        return col(LabelAssociation.record_id).between(low, high)
     return col(LabelAssociation.record_id).in_(ids)
 
 
